@@ -1,0 +1,101 @@
+"""CLIP image embeddings of the product photos."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from fashion_assets.features.base import Feature, FeatureOutput, RowError
+from fashion_assets.features.images import decode_chunks
+from fashion_assets.models.profiles import ModelProfile
+
+if TYPE_CHECKING:
+    from fashion_assets.models.clip import ClipBundle
+
+EMBEDDING_DIM = 512
+
+
+def vectors_to_arrow(vectors: np.ndarray, valid: np.ndarray) -> pa.FixedSizeListArray:
+    """Rows of ``vectors`` (n x dim) as a fixed-size float32 list array, null where ``valid`` is False."""
+    n, dim = vectors.shape
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(n * dim))
+    return pa.FixedSizeListArray.from_arrays(flat, dim, mask=pa.array(~valid))
+
+
+def check_embed_dim(bundle: ClipBundle) -> None:
+    """Refuse a CLIP whose embeddings would not fit the 512-float column."""
+    if bundle.embed_dim != EMBEDDING_DIM:
+        raise ValueError(
+            f"CLIP {bundle.spec.identity} makes {bundle.embed_dim}-d embeddings; "
+            f"the column holds {EMBEDDING_DIM}"
+        )
+
+
+class ImageEmbedding(Feature):
+    """CLIP image embedding of `image_bytes`: 512 floats, L2-normalised (cosine similarity = dot product).
+    Computed by the profile's open_clip model (ViT-B-32 laion2b_s34b_b79k by default). Null where the
+    image cannot be decoded (empty, not an image, truncated, too large), with the reason recorded."""
+
+    name = "image_embedding"
+    inputs = ("image_bytes",)
+    output_type = pa.list_(pa.float32(), EMBEDDING_DIM)
+    description = __doc__ or ""
+    uses_model = True
+
+    def __init__(
+        self, profile: ModelProfile | None = None, *, batch_size: int = 32, device: str | None = None
+    ) -> None:
+        self.profile = profile or ModelProfile.from_env()
+        self.version = f"1+{self.profile.clip.identity}"
+        self.batch_size = batch_size
+        self.device = device
+        self._bundle: ClipBundle | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_bundle"] = None  # ship the recipe, not the model: the worker's setup() loads it
+        return state
+
+    def setup(self) -> None:
+        """Load the CLIP model once (on CUDA when present)."""
+        if self._bundle is not None:
+            return
+        from fashion_assets.models.clip import load_clip
+        from fashion_assets.models.device import pick_device
+
+        bundle = load_clip(self.profile.clip, self.device or pick_device())
+        check_embed_dim(bundle)
+        self._bundle = bundle
+
+    def compute(self, batch: pa.RecordBatch) -> FeatureOutput:
+        import torch
+
+        self.setup()
+        bundle = self._bundle
+        assert bundle is not None
+        n = batch.num_rows
+        vectors = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
+        valid = np.zeros(n, dtype=bool)
+        errors: list[RowError] = []
+        draft = (2 * bundle.image_size, 2 * bundle.image_size)
+        for chunk in decode_chunks(batch.column("image_bytes"), self.batch_size, draft_size=draft):
+            errors.extend(chunk.errors)
+            indices, tensors = [], []
+            for index, image in zip(chunk.indices, chunk.images, strict=True):
+                try:
+                    tensors.append(bundle.preprocess(image))
+                    indices.append(index)
+                except Exception as exc:  # a picture the transforms cannot take: that row only
+                    errors.append(RowError(index, f"preprocessing failed: {type(exc).__name__}: {exc}"))
+            if not tensors:
+                continue
+            with torch.inference_mode():
+                pixels = torch.stack(tensors).to(bundle.device, non_blocking=True)
+                features = bundle.model.encode_image(pixels)
+                features = torch.nn.functional.normalize(features.float(), dim=-1)
+            vectors[indices] = features.cpu().numpy()
+            valid[indices] = True
+        errors.sort(key=lambda e: e.index)
+        return FeatureOutput(vectors_to_arrow(vectors, valid), errors)

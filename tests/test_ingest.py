@@ -1,0 +1,63 @@
+"""Ingest: new rows only, in fragments, every reject recorded with its reason, bad folders refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from fashion_assets.catalog.sample import generate_sample
+from fashion_assets.catalog.source import SourceError
+from fashion_assets.ingest import ingest, read_rejects
+from fashion_assets.project import Project
+
+
+def test_ingest_appends_in_fragments_and_records_rejects(settings, source):
+    project = Project(settings)
+    report = ingest(project.table, source, project.specs(), settings.fragment_rows)
+    sample = generate_sample(source, 300, seed=7)  # same content again: tells us what to expect
+    expected_rows = len(sample.unique_ids) - len(sample.missing_image)
+    assert report.rows_added == expected_rows == project.table.dataset().count_rows()
+    assert report.fragments_added == [str(f.id) for f in project.table.fragments()]
+    assert all(f.physical_rows <= settings.fragment_rows for f in project.table.fragments())
+    reasons = {(r["id"], r["reason"]) for r in report.rejected}
+    assert {(str(i), "missing image file") for i in sample.missing_image} <= reasons
+    assert {(str(i), "duplicate id") for i in sample.duplicate_id} <= reasons
+    assert report.rows_repaired == len(sample.comma_in_name)
+    stored = read_rejects(project.table).to_pylist()
+    assert {(r["id"], r["reason"]) for r in stored} == reasons
+    assert all(status.missing for status in project.status().features.values())
+
+
+def test_second_ingest_adds_only_new_ids_and_commits_nothing_when_none(settings, source):
+    project = Project(settings)
+    ingest(project.table, source, project.specs(), settings.fragment_rows)
+    version = project.table.dataset().version
+    again = ingest(project.table, source, project.specs(), settings.fragment_rows)
+    assert again.rows_added == 0 and again.fragments_added == []
+    assert project.table.dataset().version == version
+    assert len(read_rejects(project.table)) == len(again.rejected)  # recorded once, not per run
+
+    generate_sample(source, 450, seed=7)  # 150 more rows appended to the same folder
+    more = ingest(project.table, source, project.specs(), settings.fragment_rows)
+    assert 100 < more.rows_added <= 150
+    ids = project.table.dataset().to_table(columns=["id"])["id"].to_pylist()
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize(
+    "breakage, message",
+    [("no_folder", "does not exist"), ("no_csv", "styles.csv"), ("bad_header", "header")],
+)
+def test_bad_source_is_a_clear_error_and_writes_nothing(settings, source, breakage, message):
+    if breakage == "no_folder":
+        path = source.parent / "nope"
+    elif breakage == "no_csv":
+        (source / "styles.csv").unlink()
+        path = source
+    else:
+        csv = source / "styles.csv"
+        csv.write_text("id,name\n1,x\n")
+        path = source
+    project = Project(settings)
+    with pytest.raises(SourceError, match=message):
+        ingest(project.table, path, project.specs(), settings.fragment_rows)
+    assert not project.table.exists()
