@@ -9,7 +9,7 @@ export FASHION_DB_URI ?= $(CURDIR)/data/lancedb
 export FASHION_SOURCE_DIR ?= $(CURDIR)/data/source
 export LANCE_LOG ?= error
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test ui lint clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+ui: install
+	mkdir -p $(DAGSTER_HOME) && cp -n dagster.yaml $(DAGSTER_HOME)/ || true
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

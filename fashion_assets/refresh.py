@@ -39,7 +39,7 @@ def _metadata_value(value: object) -> object:
 
 def run_ingest(instance: dg.DagsterInstance) -> dict:
     """Materialize ``products`` (the ingest) as a run; returns its metadata as plain values."""
-    job = _definitions().get_job_def("ingest_job")
+    job = _definitions().resolve_job_def("ingest_job")
     result = job.execute_in_process(instance=instance, tags={"fashion/trigger": "cli"}, raise_on_error=True)
     (event,) = result.get_asset_materialization_events()
     meta = event.materialization.metadata
@@ -61,7 +61,7 @@ def run_refresh(project: Project, instance: dg.DagsterInstance, features: list[s
         return {"run_id": None, "success": True, "features": out}
     project.prepare()
     keys = sorted({k for n in wanted for k in plan.missing[n]}, key=int)
-    job = _definitions().get_job_def("features_job")
+    job = _definitions().resolve_job_def("features_job")
     result = job.execute_in_process(
         instance=instance,
         asset_selection=[dg.AssetKey(n) for n in wanted],

@@ -31,7 +31,8 @@ def products(context: dg.AssetExecutionContext, table: FashionTable) -> dg.Mater
     styles.csv + images/<id>.jpg) appended as new Lance fragments, each registered as a partition of the
     feature assets. Rows already in the table are skipped; rejected rows are recorded with their reason."""
     project = table.project()
-    report = ingest(project.table, table.source_dir, project.specs(), table.fragment_rows)
+    settings = table.settings()
+    report = ingest(project.table, settings.source_dir, project.specs(), settings.fragment_rows)
     if report.fragments_added:
         context.instance.add_dynamic_partitions(FRAGMENTS, report.fragments_added)
     for reject in report.rejected[:20]:

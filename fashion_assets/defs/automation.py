@@ -32,7 +32,7 @@ def refresh_in_flight(instance: dg.DagsterInstance) -> bool:
 
 
 @dg.sensor(
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=int(os.environ.get("FASHION_SENSOR_INTERVAL", "30")),
     default_status=default_status(),
     asset_selection=dg.AssetSelection.groups("fashion") - dg.AssetSelection.assets("products"),
 )

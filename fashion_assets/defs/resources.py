@@ -20,20 +20,31 @@ from fashion_assets.settings import Settings
 
 
 class FashionTable(dg.ConfigurableResource):
-    """The LanceDB products table and its source folder (``FASHION_*`` variables give the defaults)."""
+    """The LanceDB products table and its source folder. Unset fields are read from the ``FASHION_*``
+    variables when a run starts (see fashion_assets/settings.py)."""
 
-    db_uri: str = Field(default_factory=lambda: Settings.from_env().db_uri)
-    table_name: str = Field(default_factory=lambda: Settings.from_env().table_name)
-    source_dir: str = Field(default_factory=lambda: Settings.from_env().source_dir)
-    fragment_rows: int = Field(default_factory=lambda: Settings.from_env().fragment_rows)
+    db_uri: str | None = Field(default=None, description="table location (FASHION_DB_URI)")
+    table_name: str | None = Field(default=None, description="table name (FASHION_TABLE)")
+    source_dir: str | None = Field(default=None, description="catalogue folder (FASHION_SOURCE_DIR)")
+    fragment_rows: int | None = Field(
+        default=None, description="rows per new fragment (FASHION_FRAGMENT_ROWS)"
+    )
     checkpoint_size: int = Field(default=512, description="rows computed between checkpoints")
     ray_workers: int = Field(default=0, description="model workers (0: one per GPU, else one)")
 
+    def settings(self) -> Settings:
+        env = Settings.from_env()
+        return Settings(
+            self.db_uri or env.db_uri,
+            self.table_name or env.table_name,
+            self.source_dir or env.source_dir,
+            self.fragment_rows or env.fragment_rows,
+        )
+
     def project(self) -> Project:
-        settings = Settings(self.db_uri, self.table_name, self.source_dir, self.fragment_rows)
         # The model profile comes from FASHION_MODEL_PROFILE only, so it always agrees with the code
         # versions the asset definitions were built with.
-        return Project(settings, ModelProfile.from_env())
+        return Project(self.settings(), ModelProfile.from_env())
 
     def ray_runner(self) -> RayRunner:
         return RayRunner(num_workers=self.ray_workers or None)
