@@ -132,7 +132,7 @@ def one_pixel_png() -> bytes:
 @functools.cache
 def large_jpeg() -> bytes:
     """A 4000x3000 photo: big, but a real camera size that must decode."""
-    return rgb_jpeg(4000, 3000, 10)
+    return encode(rgb_image(400, 300, 10).resize((4000, 3000), Image.Resampling.BILINEAR), "JPEG", quality=85)
 
 
 def empty() -> bytes:

@@ -63,10 +63,10 @@ class Caption(Feature):
         self._bundle = load_blip(self.profile.blip, self.device or pick_device())
 
     def _image_side(self) -> int:
+        """The side of the square the processor resizes images to (384 for BLIP base)."""
         assert self._bundle is not None
         size = self._bundle.processor.image_processor.size
-        get = size.get if hasattr(size, "get") else lambda key, default=None: getattr(size, key, default)
-        return int(get("height", None) or get("shortest_edge", None) or 384)
+        return int(size.get("height") or size.get("shortest_edge") or 384)
 
     def compute(self, batch: pa.RecordBatch) -> FeatureOutput:
         import torch

@@ -81,6 +81,12 @@ def create_tiny_blip(seed: int = TINY_SEED) -> tuple[BlipForConditionalGeneratio
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = BlipForConditionalGeneration(config)
+    # Random weights like special tokens: keep them out so captions are (gibberish) words, never empty.
+    tokenizer = processor.tokenizer
+    special = [tokenizer.pad_token, tokenizer.unk_token, tokenizer.cls_token, tokenizer.mask_token]
+    special += ["[DEC]", "[ENC]"]
+    model.generation_config.suppress_tokens = tokenizer.convert_tokens_to_ids(special)
+    model.generation_config.min_new_tokens = 1
     return model, processor
 
 

@@ -12,12 +12,15 @@ file, loaded through open_clip's ``pretrained=<file>``, architecture ``FASHION_C
 ``ViT-B-32``) and ``FASHION_BLIP_PATH`` (a folder written by ``save_pretrained`` for the model and processor).
 
 Every spec has an ``identity`` that feature versions include, so switching model makes features stale.
-This module imports no ML library: profiles are cheap to build and to pickle (they travel to Ray workers).
+Importing this module imports no ML library: profiles are cheap to build and to pickle (they travel to
+Ray workers). The Hub helpers at the end (used by the loaders) import huggingface_hub when called.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +67,24 @@ def ways_out(path_env: str, what: str) -> str:
     )
 
 
+_SAMPLE_BYTES = 1 << 20
+
+
+def fingerprint(files: list[Path], root: Path | None = None) -> str:
+    """A short hash of files' names, sizes and first and last MiB: tells two same-sized checkpoints apart
+    (weights differ everywhere) in milliseconds, without reading gigabytes, and survives copying."""
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(root) if root else file.name}:{size}\n".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(_SAMPLE_BYTES))
+            if size > 2 * _SAMPLE_BYTES:
+                handle.seek(size - _SAMPLE_BYTES)
+                digest.update(handle.read(_SAMPLE_BYTES))
+    return digest.hexdigest()[:10]
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """One open_clip model: the architecture (``model_name``), where its weights come from, its identity.
@@ -89,7 +110,7 @@ class ClipSpec:
 
     @classmethod
     def local(cls, path: str | os.PathLike[str], model_name: str = CLIP_MODEL) -> ClipSpec:
-        """An open_clip checkpoint file for ``model_name``; its identity is its file name and size."""
+        """An open_clip checkpoint file for ``model_name``; identity ``local:<file name>+<size>+<fingerprint>``."""
         file = Path(path)
         if not file.is_file():
             raise ModelUnavailableError(
@@ -97,7 +118,8 @@ class ClipSpec:
                 + ways_out(CLIP_CHECKPOINT_ENV, f"an open_clip {model_name} checkpoint file")
             )
         arch = "" if model_name == CLIP_MODEL else f"{model_name}/"
-        return cls(LOCAL, model_name, str(file), f"local:{arch}{file.name}+{file.stat().st_size}")
+        identity = f"local:{arch}{file.name}+{file.stat().st_size}+{fingerprint([file])}"
+        return cls(LOCAL, model_name, str(file), identity)
 
 
 @dataclass(frozen=True)
@@ -120,15 +142,17 @@ class BlipSpec:
 
     @classmethod
     def local(cls, path: str | os.PathLike[str]) -> BlipSpec:
-        """A folder holding a model and processor written by ``save_pretrained``; identity: name and size."""
+        """A folder holding a model and processor written by ``save_pretrained``; identity
+        ``local:<folder name>+<total size>+<fingerprint>``."""
         folder = Path(path)
         if not (folder / "config.json").is_file():
             raise ModelUnavailableError(
                 f"BLIP folder {str(folder)!r} ({BLIP_PATH_ENV}) holds no config.json. "
                 + ways_out(BLIP_PATH_ENV, "a folder written by save_pretrained (model and processor)")
             )
-        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
-        return cls(LOCAL, str(folder), f"local:{folder.name}+{size}")
+        files = [f for f in folder.rglob("*") if f.is_file()]
+        size = sum(f.stat().st_size for f in files)
+        return cls(LOCAL, str(folder), f"local:{folder.name}+{size}+{fingerprint(files, folder)}")
 
 
 @dataclass(frozen=True)
@@ -209,18 +233,27 @@ def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
         return False
 
 
+_cache_only_lock = threading.Lock()
+
+
 class _CacheOnly:
-    """Within this block, Hugging Face Hub calls use the local cache and never the network."""
+    """Within this block, Hugging Face Hub calls use the local cache and never the network.
+
+    It flips huggingface_hub's process-wide offline flag, so blocks are serialised by a lock (two threads
+    interleaving the save and restore could leave the process offline).
+    """
 
     def __enter__(self) -> None:
         import huggingface_hub.constants as hub_constants
 
+        _cache_only_lock.acquire()
         self._constants = hub_constants
         self._saved = hub_constants.HF_HUB_OFFLINE
         hub_constants.HF_HUB_OFFLINE = True
 
     def __exit__(self, *exc: object) -> None:
         self._constants.HF_HUB_OFFLINE = self._saved
+        _cache_only_lock.release()
 
 
 def fetch_from_hub(load: Callable[[], T], what: str, path_env: str, path_what: str) -> T:
@@ -239,7 +272,8 @@ def fetch_from_hub(load: Callable[[], T], what: str, path_env: str, path_what: s
     elif not hub_reachable():
         reason = "it is not in the local cache and the Hugging Face Hub cannot be reached (no network?)"
     if reason:
-        message = f"{what} is unavailable: {reason}. " + ways_out(path_env, path_what)
+        cause = (str(cache_error).strip().splitlines() or [type(cache_error).__name__])[0][:200]
+        message = f"{what} is unavailable: {reason}. {ways_out(path_env, path_what)} Cause: {cause}"
         raise ModelUnavailableError(message) from cache_error
     try:
         return load()
