@@ -226,7 +226,7 @@ def test_tiny_weights_are_deterministic(tiny_clip: ClipBundle, tiny_blip: BlipBu
 
 def test_tiny_blip_generates_words(tiny_blip: BlipBundle) -> None:
     assert not tiny_blip.model.training
-    pixels = torch.rand(2, 3, 64, 64)
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         tokens = tiny_blip.model.generate(pixel_values=pixels, max_length=12, num_beams=2)
     texts = tiny_blip.processor.batch_decode(tokens, skip_special_tokens=True)

@@ -6,18 +6,19 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from fashion_assets.features.base import Feature, FeatureOutput, RowError
+from fashion_assets.features.base import FeatureOutput, RowError
 from fashion_assets.features.images import decode_chunks
+from fashion_assets.features.model_feature import ModelFeature
 from fashion_assets.models.profiles import ModelProfile
 
 if TYPE_CHECKING:
-    from fashion_assets.models.blip import BlipBundle
+    pass
 
 DEFAULT_MAX_LENGTH = 30
 DEFAULT_NUM_BEAMS = 3
 
 
-class Caption(Feature):
+class Caption(ModelFeature):
     """A one-line English description of `image_bytes` written by BLIP (Salesforce/blip-image-captioning-base
     by default), beam search with 3 beams, at most 30 tokens. Null where the image cannot be decoded, with
     the reason recorded."""
@@ -26,7 +27,6 @@ class Caption(Feature):
     inputs = ("image_bytes",)
     output_type = pa.string()
     description = __doc__ or ""
-    uses_model = True
 
     def __init__(
         self,
@@ -37,30 +37,19 @@ class Caption(Feature):
         batch_size: int = 16,
         device: str | None = None,
     ) -> None:
-        self.profile = profile or ModelProfile.from_env()
+        super().__init__(profile, batch_size=batch_size, device=device)
         self.max_length = max_length
         self.num_beams = num_beams
         version = f"1+{self.profile.blip.identity}"
         if (max_length, num_beams) != (DEFAULT_MAX_LENGTH, DEFAULT_NUM_BEAMS):
             version += f"+len{max_length}+beams{num_beams}"
         self.version = version
-        self.batch_size = batch_size
-        self.device = device
-        self._bundle: BlipBundle | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_bundle"] = None  # ship the recipe, not the model: the worker's setup() loads it
-        return state
-
-    def setup(self) -> None:
-        """Load the BLIP model and processor once (on CUDA when present)."""
-        if self._bundle is not None:
-            return
+    def load(self, device: str) -> Any:
+        """Load the BLIP model and processor."""
         from fashion_assets.models.blip import load_blip
-        from fashion_assets.models.device import pick_device
 
-        self._bundle = load_blip(self.profile.blip, self.device or pick_device())
+        return load_blip(self.profile.blip, device)
 
     def _image_side(self) -> int:
         """The side of the square the processor resizes images to (384 for BLIP base)."""
@@ -92,6 +81,9 @@ class Caption(Feature):
                 )
             texts = bundle.processor.batch_decode(tokens, skip_special_tokens=True)
             for index, text in zip(chunk.indices, texts, strict=True):
-                values[index] = text.strip()
+                if text.strip():
+                    values[index] = text.strip()
+                else:  # an empty caption is no caption: say so here, not as a caption_embedding failure
+                    errors.append(RowError(index, "the model generated an empty caption"))
         errors.sort(key=lambda e: e.index)
         return FeatureOutput(pa.array(values, pa.string()), errors)

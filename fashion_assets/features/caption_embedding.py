@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from fashion_assets.features.base import Feature, FeatureOutput, RowError
-from fashion_assets.features.image_embedding import EMBEDDING_DIM, check_embed_dim, vectors_to_arrow
+from fashion_assets.features.base import FeatureOutput, RowError
+from fashion_assets.features.image_embedding import EMBEDDING_DIM, vectors_to_arrow
+from fashion_assets.features.model_feature import ClipFeature
 from fashion_assets.models.profiles import ModelProfile
 
 if TYPE_CHECKING:
-    from fashion_assets.models.clip import ClipBundle
+    pass
 
 
-class CaptionEmbedding(Feature):
+class CaptionEmbedding(ClipFeature):
     """CLIP text embedding of `caption`: 512 floats, L2-normalised, in the same space as `image_embedding`
     (text-to-image search). Null where the caption is null (its failure is recorded on `caption`); null
     with an error where the caption is empty."""
@@ -24,32 +25,11 @@ class CaptionEmbedding(Feature):
     inputs = ("caption",)
     output_type = pa.list_(pa.float32(), EMBEDDING_DIM)
     description = __doc__ or ""
-    uses_model = True
 
     def __init__(
         self, profile: ModelProfile | None = None, *, batch_size: int = 64, device: str | None = None
     ) -> None:
-        self.profile = profile or ModelProfile.from_env()
-        self.version = f"1+{self.profile.clip.identity}"
-        self.batch_size = batch_size
-        self.device = device
-        self._bundle: ClipBundle | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_bundle"] = None  # ship the recipe, not the model: the worker's setup() loads it
-        return state
-
-    def setup(self) -> None:
-        """Load the CLIP model once (on CUDA when present)."""
-        if self._bundle is not None:
-            return
-        from fashion_assets.models.clip import load_clip
-        from fashion_assets.models.device import pick_device
-
-        bundle = load_clip(self.profile.clip, self.device or pick_device())
-        check_embed_dim(bundle)
-        self._bundle = bundle
+        super().__init__(profile, batch_size=batch_size, device=device)
 
     def compute(self, batch: pa.RecordBatch) -> FeatureOutput:
         import torch
