@@ -82,8 +82,11 @@ class Project:
 
         return prepare_table(self.table, self.specs())
 
-    def status(self) -> TableStatus:
-        """Rows, fragments and, per feature, materialized/missing fragments and failed rows."""
+    def status(self, verify: bool | None = None) -> TableStatus:
+        """Rows, fragments and, per feature, materialized/missing fragments and failed rows.
+
+        ``verify`` also checks that each feature file exists in storage (default: on local disks).
+        """
         if not self.table.exists():
             return TableStatus(
                 0, [], {n: FeatureStatus(self.spec(n).version, [], [], 0) for n in FEATURE_NAMES}
@@ -95,11 +98,11 @@ class Project:
         for name in FEATURE_NAMES:
             spec = self.spec(name)
             current = versions.get(name) == spec.version
-            present = self.table.materialized(name, ds) if current else {}
+            present = self.table.materialized(name, ds, verify) if current else {}
             features[name] = FeatureStatus(
                 spec.version,
                 [f for f in fragments if present.get(f)],
                 [f for f in fragments if not present.get(f)],
-                self.table.count_errors(name, ds) if current else 0,
+                self.table.count_errors(name, ds, [f for f in fragments if present.get(f)]) if current else 0,
             )
         return TableStatus(ds.count_rows(), fragments, features)

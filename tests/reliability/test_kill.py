@@ -1,0 +1,93 @@
+"""Scenario 1: SIGKILL in the middle of a model feature over several fragments, some already finished."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from fashion_assets.execution.checkpoints import CheckpointStore
+from fashion_assets.execution.driver import run_feature
+from fashion_assets.execution.runners import InProcessRunner
+
+from .helpers import child_env, make_project, referenced_files_exist
+
+FRAG_ROWS = 20
+CHECKPOINT = 10
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import sys
+    from fashion_assets.execution.driver import run_feature
+    from fashion_assets.execution.runners import InProcessRunner
+    from fashion_assets.project import Project
+    project = Project()
+    feature = project.features["image_embedding"]
+    feature.batch_size = 5
+    inner = feature.compute
+    def counted(batch):
+        out = inner(batch)
+        with open(sys.argv[1], "a") as f:
+            f.write(f"{batch.num_rows}\\n")
+        return out
+    feature.compute = counted
+    run_feature(project.table, feature, project.spec("image_embedding"), runner=InProcessRunner(),
+                checkpoint_size=CHECKPOINT, commit_every=1)
+    """
+).replace("CHECKPOINT", str(CHECKPOINT))
+
+
+def test_sigkill_mid_model_feature_over_several_fragments(tmp_path, monkeypatch):
+    project = make_project(tmp_path, 80, FRAG_ROWS, monkeypatch)  # 4 fragments of 20
+    frags = [f.id for f in project.table.fragments()]
+    assert len(frags) == 4
+    counter = tmp_path / "computed.txt"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(counter)], env=child_env())
+    deadline = time.time() + 180
+    target = 2 * FRAG_ROWS + CHECKPOINT  # two fragments finished and committed, one checkpoint into the third
+    while time.time() < deadline and proc.poll() is None:
+        done = sum(int(x) for x in counter.read_text().split()) if counter.exists() else 0
+        if done >= target:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    computed_before = sum(int(x) for x in counter.read_text().split())
+    assert target <= computed_before < len(frags) * FRAG_ROWS, "kill the run mid-way"
+
+    # the table is readable at its latest version, and the manifest references no missing file
+    ds = project.table.dataset()
+    assert ds.count_rows() == 80
+    ds.to_table(columns=["id", "image_embedding", "image_embedding_error"])
+    assert referenced_files_exist(project) == []
+    status = project.status().features["image_embedding"]
+    finished = status.materialized
+    assert len(finished) >= 2 and status.missing, status
+    # a finished fragment holds real values; an unfinished one reads as missing, not as nulls "computed"
+    assert ds.count_rows("image_embedding IS NOT NULL") == len(finished) * FRAG_ROWS
+
+    spec = project.spec("image_embedding")
+    saved = CheckpointStore.beside(project.table.db_uri, "products", "image_embedding", spec.version)
+    loaded = [saved.load(f, spec.type) for f in status.missing]
+    checkpointed = sum(t.num_rows for t in loaded if t is not None)
+
+    rerun = run_feature(
+        project.table,
+        project.features["image_embedding"],
+        spec,
+        runner=InProcessRunner(),
+        checkpoint_size=CHECKPOINT,
+    )
+    assert rerun.failures == []
+    assert sorted(rerun.skipped) == sorted(finished)  # finished fragments not recomputed
+    assert sorted(rerun.committed) == sorted(status.missing)
+    assert rerun.rows_resumed == checkpointed
+    assert rerun.rows_computed == len(status.missing) * FRAG_ROWS - checkpointed
+    recomputed = computed_before + rerun.rows_computed - 80
+    assert 0 <= recomputed <= CHECKPOINT  # at most one checkpoint of the in-flight fragment lost
+    assert project.status().features["image_embedding"].missing == []
+    assert project.table.dataset().count_rows("image_embedding IS NULL") == 0
+    assert referenced_files_exist(project) == []
