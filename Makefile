@@ -25,6 +25,7 @@ demo: install
 	$(BIN)/fashion-assets sample $(FASHION_SOURCE_DIR) --rows $(ROWS)
 	$(BIN)/fashion-assets ingest
 	$(BIN)/fashion-assets refresh
+	$(BIN)/fashion-assets index
 	$(BIN)/fashion-assets status
 	$(BIN)/fashion-assets search "navy blue shirt" --k 5
 

@@ -104,17 +104,88 @@ def cmd_status(args: argparse.Namespace) -> int:
     from fashion_assets.project import Project
 
     project = Project()
-    data = project.status().as_dict()
+    data = project.status(verify=True if args.verify else None).as_dict()
     if args.rejects:
         data["rejected"] = _all_rejects()
+    from fashion_assets.indexes import index_status
+
+    data["indexes"] = index_status(project.table)
     lines = [f"{project.table.uri}: {data['rows']} rows in {data['fragments']} fragments"]
     for name, f in data["features"].items():
         lines.append(
             f"  {name:18} {f['materialized']:>5} materialized {f['missing']:>5} missing"
             f" {f['failed_rows']:>6} failed rows  (version {f['version']})"
         )
+    if data["indexes"]:
+        lines.append(
+            "  indexes: "
+            + ", ".join(
+                f"{n} {i['indexed_rows']}/{data['rows']}" if i["present"] else f"{n} missing"
+                for n, i in data["indexes"].items()
+            )
+        )
     for r in data.get("rejected", []):
         lines.append(f"  rejected id={r['id']!r} line {r['line']}: {r['reason']}")
+    _print(data, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from fashion_assets.project import Project
+    from fashion_assets.search import SearchError, search
+
+    if not args.query and not args.image:
+        print("error: give QUERY words, --image PATH, or both", file=sys.stderr)
+        return 2
+    try:
+        hits = search(Project(), args.query, k=args.k, mode=args.mode, image=args.image, where=args.where)
+    except SearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    lines = []
+    for h in hits:
+        extra = ", ".join(str(h[c]) for c in ("gender", "article_type", "base_colour") if h.get(c))
+        lines.append(f"{h['rank']:>3}. {h['score']:.4f}  [{h['id']}] {h['description']}  ({extra})")
+        if h.get("caption"):
+            lines.append(f"       caption: {h['caption']}")
+    _print(hits, args.json, "\n".join(lines) or "no results")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from fashion_assets.project import Project
+    from fashion_assets.refresh import _definitions, _metadata_value
+
+    if not Project().table.exists():
+        print("error: no table yet: run `fashion-assets ingest` first", file=sys.stderr)
+        return 2
+    with _instance() as instance:
+        job = _definitions().get_job_def("index_job")
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"search_index": {"config": {"rebuild": args.rebuild}}}},
+            tags={"fashion/trigger": "cli"},
+            raise_on_error=False,
+        )
+    events = result.get_asset_materialization_events()
+    if not result.success or not events:
+        errors = [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        print("error: index run failed: " + "; ".join(errors), file=sys.stderr)
+        return 1
+    meta = {k: _metadata_value(v) for k, v in events[0].materialization.metadata.items()}
+    data = {
+        "run_id": result.run_id,
+        "rows": meta["dagster/row_count"],
+        "indexed_rows": meta["indexed_rows"],
+        "unindexed_rows": meta["unindexed_rows"],
+        "actions": meta["actions"],
+        "build_seconds": meta["build_seconds"],
+    }
+    lines = [
+        f"{name}: {data['actions'][name]}, {rows} rows indexed, {data['unindexed_rows'][name]} not"
+        for name, rows in data["indexed_rows"].items()
+    ]
+    lines.append(f"{data['rows']} rows; {data['build_seconds']} s")
     _print(data, args.json, "\n".join(lines))
     return 0
 
@@ -144,8 +215,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="rows, fragments and per-feature materialized/missing fragments")
     p.add_argument("--rejects", action="store_true", help="also list rows the ingest rejected")
+    p.add_argument(
+        "--verify", action="store_true", help="check every feature file exists (default only on local disks)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("index", help="bring the search indexes up to date (a run of index_job)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild every index instead of folding new rows")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search the catalogue by words and/or a photo")
+    p.add_argument("query", nargs="?", default=None, help="words to search for")
+    p.add_argument("--k", type=int, default=10, help="results to return (default 10)")
+    p.add_argument("--mode", choices=["hybrid", "vector", "fts"], default="hybrid", help="default: hybrid")
+    p.add_argument("--image", help="search by this photo (its CLIP image embedding)")
+    p.add_argument("--where", help="SQL filter on catalogue columns, e.g. \"gender = 'Women'\"")
+    p.add_argument("--json", action="store_true", help="print the hits as a JSON list")
+    p.set_defaults(func=cmd_search)
     return parser
 
 

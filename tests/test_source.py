@@ -24,8 +24,9 @@ def _row(row_id: object, name: str = "Nike Men Black Running Shoes", year: str =
     return f"{row_id},Men,Footwear,Shoes,Sports Shoes,Black,Summer,{year},Sports,{name}"
 
 
-def _write_source(folder: Path, lines: list[str], images: dict[int, bytes] | None = None,
-                  encoding: str = "utf-8") -> Path:
+def _write_source(
+    folder: Path, lines: list[str], images: dict[int, bytes] | None = None, encoding: str = "utf-8"
+) -> Path:
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "styles.csv").write_bytes(("\n".join([HEADER, *lines]) + "\n").encode(encoding))
     for row_id, data in (images or {}).items():
@@ -41,8 +42,17 @@ def _read_all(folder: Path, **kwargs: object) -> tuple[pa.Table, ReadStats]:
 
 def test_schema_columns() -> None:
     assert PRODUCT_SCHEMA.names == [
-        "id", "description", "image_bytes", "gender", "master_category", "sub_category", "article_type",
-        "base_colour", "season", "year", "usage",
+        "id",
+        "description",
+        "image_bytes",
+        "gender",
+        "master_category",
+        "sub_category",
+        "article_type",
+        "base_colour",
+        "season",
+        "year",
+        "usage",
     ]
     assert PRODUCT_SCHEMA.field("id").type == pa.int64() and not PRODUCT_SCHEMA.field("id").nullable
     assert PRODUCT_SCHEMA.field("year").type == pa.int32()
@@ -86,19 +96,19 @@ def test_sample_quirks_are_rejected_or_repaired(tmp_path: Path) -> None:
 
 def test_each_reject_reason_and_repair(tmp_path: Path) -> None:
     lines = [
-        _row(1),                                            # line 2: fine
-        "2,Men,Apparel,Topwear",                            # line 3: malformed, 4 fields
-        _row("abc"),                                        # line 4: non-numeric id
-        _row(3, name="   "),                                # line 5: empty name
-        _row(4),                                            # line 6: missing image
-        _row(1, name="Puma Men White Shirt"),               # line 7: duplicate of line 2
+        _row(1),  # line 2: fine
+        "2,Men,Apparel,Topwear",  # line 3: malformed, 4 fields
+        _row("abc"),  # line 4: non-numeric id
+        _row(3, name="   "),  # line 5: empty name
+        _row(4),  # line 6: missing image
+        _row(1, name="Puma Men White Shirt"),  # line 7: duplicate of line 2
         _row(5, name="Gini and Jony Girls Pink, White,  Dress "),  # line 8: repaired
-        _row(0),                                            # line 9: id <= 0
-        _row(-6),                                           # line 10: negative id
-        _row("7.5"),                                        # line 11: not an integer
-        _row(8, year=""),                                   # line 12: empty year -> null
-        _row(9, year="20x2"),                               # line 13: bad year -> null
-        _row(10),                                           # line 14: empty image file, accepted
+        _row(0),  # line 9: id <= 0
+        _row(-6),  # line 10: negative id
+        _row("7.5"),  # line 11: not an integer
+        _row(8, year=""),  # line 12: empty year -> null
+        _row(9, year="20x2"),  # line 13: bad year -> null
+        _row(10),  # line 14: empty image file, accepted
     ]
     images = {i: b"jpeg-%d" % i for i in (1, 3, 5, 8, 9)} | {10: b""}
     _write_source(tmp_path, lines, images)

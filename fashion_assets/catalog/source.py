@@ -20,24 +20,34 @@ import pyarrow as pa
 CSV_NAME = "styles.csv"
 IMAGES_DIR = "images"
 EXPECTED_HEADER: tuple[str, ...] = (
-    "id", "gender", "masterCategory", "subCategory", "articleType", "baseColour",
-    "season", "year", "usage", "productDisplayName",
+    "id",
+    "gender",
+    "masterCategory",
+    "subCategory",
+    "articleType",
+    "baseColour",
+    "season",
+    "year",
+    "usage",
+    "productDisplayName",
 )
 N_FIELDS = len(EXPECTED_HEADER)
 
-PRODUCT_SCHEMA: pa.Schema = pa.schema([
-    pa.field("id", pa.int64(), nullable=False),
-    pa.field("description", pa.string()),
-    pa.field("image_bytes", pa.binary()),
-    pa.field("gender", pa.string()),
-    pa.field("master_category", pa.string()),
-    pa.field("sub_category", pa.string()),
-    pa.field("article_type", pa.string()),
-    pa.field("base_colour", pa.string()),
-    pa.field("season", pa.string()),
-    pa.field("year", pa.int32()),
-    pa.field("usage", pa.string()),
-])
+PRODUCT_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("description", pa.string()),
+        pa.field("image_bytes", pa.binary()),
+        pa.field("gender", pa.string()),
+        pa.field("master_category", pa.string()),
+        pa.field("sub_category", pa.string()),
+        pa.field("article_type", pa.string()),
+        pa.field("base_colour", pa.string()),
+        pa.field("season", pa.string()),
+        pa.field("year", pa.int32()),
+        pa.field("usage", pa.string()),
+    ]
+)
 
 REASON_NON_NUMERIC_ID = "non-numeric id"
 REASON_EMPTY_NAME = "empty name"
@@ -60,8 +70,7 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class Reject:
-    """A CSV row left out: its id as written (may be empty or not a number), why, and its line (1 = header).
-    """
+    """A CSV row left out: its id as written (may be empty or not a number), why, and its line (1 = header)."""
 
     id: str
     reason: str
@@ -163,7 +172,9 @@ class _BatchBuilder:
 
     def add(self, row_id: int, name: str, image: bytes, fields: list[str]) -> None:
         values = (
-            row_id, name, image,
+            row_id,
+            name,
+            image,
             *(value or None for value in fields[1:7]),
             _parse_year(fields[7]),
             fields[8] or None,
@@ -233,7 +244,7 @@ def _read_rows(
                 continue
             repaired = len(raw) > N_FIELDS
             fields = [value.strip() for value in raw[: N_FIELDS - 1]]
-            fields.append(",".join(raw[N_FIELDS - 1:]).strip())
+            fields.append(",".join(raw[N_FIELDS - 1 :]).strip())
 
             if len(id_text) > 19 or not _DIGITS.fullmatch(id_text) or not 0 < int(id_text) <= _INT64_MAX:
                 reject(id_text, REASON_NON_NUMERIC_ID, line)
