@@ -14,7 +14,7 @@ current version (fragments still to compute are not judged). The measurements ar
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,43 +232,44 @@ def _guarded(measure: Any) -> Finding:
         return Finding(False, f"check could not run: {type(exc).__name__}: {exc}", {"error": str(exc)[:2000]})
 
 
-def _embedding_check(name: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=name,
-        name="embedding_shape_and_norm",
-        description=f"Every {name} vector has {EMBEDDING_DIM} float32 dims and unit L2 norm (within {NORM_TOLERANCE}).",
-        blocking=False,
-    )
+def _feature_check(
+    name: str, check: str, description: str, measure: Callable[[Project, str], Finding]
+) -> dg.AssetChecksDefinition:
+    """A non-blocking check ``check`` on feature ``name`` that reports ``measure(project, name)``."""
+
+    @dg.asset_check(asset=name, name=check, description=description, blocking=False)
     def _check(table: FashionTable) -> dg.AssetCheckResult:
-        return _guarded(lambda: embedding_finding(table.project(), name)).result()
+        return _guarded(lambda: measure(table.project(), name)).result()
 
     return _check
+
+
+def _embedding_check(name: str) -> dg.AssetChecksDefinition:
+    return _feature_check(
+        name,
+        "embedding_shape_and_norm",
+        f"Every {name} vector has {EMBEDDING_DIM} float32 dims and unit L2 norm (within {NORM_TOLERANCE}).",
+        embedding_finding,
+    )
 
 
 def _nulls_check(name: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=name,
-        name="nulls_match_failures",
-        description=f"A null {name} always has a recorded failure reason (or a null input); a value never has one.",
-        blocking=False,
+    return _feature_check(
+        name,
+        "nulls_match_failures",
+        f"A null {name} always has a recorded failure reason (or a null input); a value never has one.",
+        nulls_finding,
     )
-    def _check(table: FashionTable) -> dg.AssetCheckResult:
-        return _guarded(lambda: nulls_finding(table.project(), name)).result()
-
-    return _check
 
 
 def _failure_rate_check(name: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=name,
-        name="failure_rate",
-        description=f"Rows of {name} with a recorded failure stay under ${FAILURE_RATE_ENV} (default {DEFAULT_MAX_FAILURE_RATE:.0%}).",
-        blocking=False,
+    return _feature_check(
+        name,
+        "failure_rate",
+        f"Rows of {name} with a recorded failure stay under ${FAILURE_RATE_ENV}"
+        f" (default {DEFAULT_MAX_FAILURE_RATE:.0%}).",
+        failure_rate_finding,
     )
-    def _check(table: FashionTable) -> dg.AssetCheckResult:
-        return _guarded(lambda: failure_rate_finding(table.project(), name)).result()
-
-    return _check
 
 
 @dg.asset_check(
