@@ -7,8 +7,11 @@ where ``fashion-assets status`` and anyone with LanceDB can read them later.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,11 +19,12 @@ import lancedb
 import pyarrow as pa
 
 from fashion_assets.catalog.source import PRODUCT_SCHEMA, ReadStats, check_source, read_source
-from fashion_assets.store.table import ColumnSpec, ProductTable
+from fashion_assets.store.table import ColumnSpec, ConcurrentAppendError, ProductTable
 
 log = logging.getLogger(__name__)
 
 REJECTS_TABLE = "ingest_rejects"
+APPEND_ATTEMPTS = 5
 REJECTS_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -53,9 +57,26 @@ def prepare_table(table: ProductTable, specs: list[ColumnSpec]) -> list[str]:
     return table.ensure_columns(specs)
 
 
-def existing_ids(table: ProductTable) -> set[int]:
-    ds = table.dataset()
+def existing_ids(table: ProductTable, version: int | None = None) -> set[int]:
+    ds = table.dataset(version)
     return set(ds.to_table(columns=["id"]).column("id").to_pylist())
+
+
+@contextlib.contextmanager
+def ingest_lock(table: ProductTable) -> Iterator[None]:
+    """One ingest at a time on a local table (an OS file lock). Object stores rely on the append check:
+    ``ProductTable.append`` refuses to commit over another append that landed after the ids were read."""
+    if not table.is_local:
+        yield
+        return
+    root = Path(table.db_uri.removeprefix("file://"))
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{table.table_name}.ingest.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ingest(
@@ -71,10 +92,19 @@ def ingest(
     """
     check_source(source_dir)
     prepare_table(table, specs)
-    known = existing_ids(table)
-    stats = ReadStats()
-    batches = read_source(source_dir, batch_rows=batch_rows, skip_ids=known, stats=stats)
-    new_fragments = table.append(batches, PRODUCT_SCHEMA, fragment_rows)
+    with ingest_lock(table):
+        for attempt in range(1, APPEND_ATTEMPTS + 1):
+            version = table.dataset().version
+            known = existing_ids(table, version)
+            stats = ReadStats()
+            batches = read_source(source_dir, batch_rows=batch_rows, skip_ids=known, stats=stats)
+            try:
+                new_fragments = table.append(batches, PRODUCT_SCHEMA, fragment_rows, read_version=version)
+                break
+            except ConcurrentAppendError:
+                if attempt == APPEND_ATTEMPTS:
+                    raise
+                log.info("another ingest appended rows meanwhile: reading the table again")
     report = IngestReport(
         rows_added=stats.rows_accepted,
         fragments_added=[str(f) for f in new_fragments],

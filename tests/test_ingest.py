@@ -61,3 +61,52 @@ def test_bad_source_is_a_clear_error_and_writes_nothing(settings, source, breaka
     with pytest.raises(SourceError, match=message):
         ingest(project.table, path, project.specs(), settings.fragment_rows)
     assert not project.table.exists()
+
+
+def _ingest_in_process(settings_tuple, barrier) -> None:
+    from fashion_assets.settings import Settings
+
+    settings = Settings(*settings_tuple)
+    project = Project(settings)
+    barrier.wait()
+    ingest(project.table, settings.source_dir, project.specs(), settings.fragment_rows)
+
+
+def test_two_ingests_at_once_add_each_row_once(settings):
+    import multiprocessing as mp
+
+    project = Project(settings)
+    project.prepare()  # both start from an existing table
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    args = (settings.db_uri, settings.table_name, settings.source_dir, settings.fragment_rows)
+    procs = [ctx.Process(target=_ingest_in_process, args=(args, barrier)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(180)
+        assert p.exitcode == 0
+    ids = project.table.dataset().to_table(columns=["id"])["id"].to_pylist()
+    assert ids and len(ids) == len(set(ids))
+
+
+def test_append_refuses_to_commit_over_a_newer_append(settings):
+    import pyarrow as pa
+
+    from fashion_assets.catalog.source import PRODUCT_SCHEMA
+    from fashion_assets.store.table import ConcurrentAppendError
+
+    project = Project(settings)
+    project.prepare()
+    stale = project.table.dataset().version
+
+    def rows(start: int) -> list[pa.RecordBatch]:
+        data = {n: pa.nulls(2, PRODUCT_SCHEMA.field(n).type) for n in PRODUCT_SCHEMA.names}
+        data["id"] = pa.array([start, start + 1], pa.int64())
+        return [pa.record_batch(list(data.values()), schema=PRODUCT_SCHEMA)]
+
+    project.table.append(rows(1), PRODUCT_SCHEMA, 10, read_version=stale)
+    version = project.table.dataset().version
+    with pytest.raises(ConcurrentAppendError):
+        project.table.append(rows(1), PRODUCT_SCHEMA, 10, read_version=stale)
+    assert project.table.dataset().version == version

@@ -43,6 +43,10 @@ def error_column(feature: str) -> str:
     return feature + ERROR_SUFFIX
 
 
+class ConcurrentAppendError(StoreError):
+    """Another writer appended rows between reading the table and committing: read again and retry."""
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """A feature column as the store sees it: name, Arrow type and the version of the code that fills it."""
@@ -287,18 +291,26 @@ class ProductTable:
         yield from frag.to_batches(columns=list(columns), with_row_address=True, batch_size=batch_size)
 
     # ---- appending ------------------------------------------------------------------------------
-    def append(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema, fragment_rows: int) -> list[int]:
+    def append(
+        self,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+        fragment_rows: int,
+        read_version: int | None = None,
+    ) -> list[int]:
         """Append rows as new fragments of at most ``fragment_rows`` rows, in one commit.
 
         Only the given (base) columns are written: feature columns of the new fragments stay unwritten, so
         they read as not materialized. Returns the new fragment ids (empty when there were no rows).
+        With ``read_version`` (the version the caller chose its rows at), raises ``ConcurrentAppendError``
+        instead of committing when another append landed since: the caller re-reads and tries again.
         """
         reader = pa.RecordBatchReader.from_batches(schema, iter(batches))
-        ds = self.dataset()
+        ds = self.dataset(read_version)
         try:
             frags = write_fragments(
                 reader,
-                ds,
+                self.dataset(),
                 max_rows_per_file=fragment_rows,
                 storage_options=self.storage_options or None,
             )
@@ -306,6 +318,13 @@ class ProductTable:
             raise StoreError(f"cannot write new rows to {self.uri}: {exc}") from exc
         if not frags:
             return []
+        if read_version is not None:
+            latest = self.dataset()
+            before = {f.fragment_id for f in ds.get_fragments()}
+            if any(f.fragment_id not in before for f in latest.get_fragments()):
+                raise ConcurrentAppendError(
+                    f"rows were appended to {self.uri} since version {read_version}; read again"
+                )
         paths = {d.path for f in frags for d in f.files}
         new = lance.LanceDataset.commit(
             self.uri,
