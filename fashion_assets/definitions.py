@@ -19,4 +19,7 @@ defs = dg.Definitions(
     sensors=[fragment_sensor, search_index_sensor],
     schedules=[ingest_schedule, compaction_schedule],
     resources={"table": FashionTable(), "ray": ray_resource()},
+    # One process per run, steps in dependency order: torch is imported once and one Ray serves every
+    # model step of the run; Ray, not Dagster, gives the parallelism.
+    executor=dg.in_process_executor,
 )

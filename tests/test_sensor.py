@@ -59,9 +59,11 @@ def test_sensor_requests_nothing_while_a_refresh_is_in_flight(settings, instance
             job_name="features_job", status=dg.DagsterRunStatus.STARTED, tags={"fashion/refresh": "1"}
         )
     )
+    run_feature(project.table, project.features["color_tags"], project.spec("color_tags"))  # mid-run commits
     result = evaluate(instance)
     assert result.run_requests == []
     assert result.dynamic_partitions_requests  # partitions are still kept in sync
+    assert result.asset_events == []  # the running refresh reports its own fragments
 
 
 def _ids_filter(project: Project, fragment_id: int) -> str:

@@ -87,7 +87,7 @@ def feature_asset(name: str, feature: Feature, deps: Sequence[str]) -> dg.Assets
             checkpoint_size=table.checkpoint_size,
             on_progress=lambda s, o, left: context.log.info(format_progress(s, o, left)),
         )
-        metadata = feature_metadata(summary, project)
+        metadata = feature_metadata(summary)
         problems = [f"{f.fragment_id}: {f.error.splitlines()[0]}" for f in summary.failures]
         problems += [f"{f}: upstream feature not materialized" for f in blocked]
         if problems:

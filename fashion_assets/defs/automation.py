@@ -51,7 +51,12 @@ def fragment_sensor(context: dg.SensorEvaluationContext, table: FashionTable) ->
         requests.append(dg.DeleteDynamicPartitionsRequest(FRAGMENTS, plan.delete))
     runs = []
     missing = sorted({k for name in plan.features_missing for k in plan.missing[name]}, key=int)
-    if missing and not refresh_in_flight(context.instance):
+    busy = refresh_in_flight(context.instance)
+    if busy:
+        # A running refresh commits fragments as it goes and reports them itself when it ends;
+        # recording them here too would give each partition a second, "recovered" event.
+        plan.report = {}
+    if missing and not busy:
         runs.append(
             dg.RunRequest(
                 asset_selection=[dg.AssetKey(n) for n in plan.features_missing],

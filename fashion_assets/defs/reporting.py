@@ -37,7 +37,8 @@ def ingest_metadata(report: IngestReport, project: Project) -> dict:
     }
 
 
-def feature_metadata(summary: RunSummary, project: Project) -> dict:
+def feature_metadata(summary: RunSummary) -> dict:
+    """Counts, throughput and a markdown table of fragments for one feature run."""
     lines = [
         "| fragment | rows computed | from checkpoint | failed | seconds | rows/s |",
         "|---|---|---|---|---|---|",
@@ -51,18 +52,22 @@ def feature_metadata(summary: RunSummary, project: Project) -> dict:
     for f in summary.failures:
         lines.append(f"| {f.fragment_id} | failed: {f.error.splitlines()[0][:80]} | | | | |")
     d = summary.as_dict()
-    return {
+    # One result covers every partition of the run (single-run backfill), so counts are the run's.
+    metadata = {
         "feature_version": summary.version,
+        "run_fragments_requested": len(summary.requested),
         "fragments_computed": d["fragments_computed"],
         "fragments_skipped": d["fragments_skipped"],
         "fragments_failed": len(summary.failures),
         "rows_computed": summary.rows_computed,
         "rows_resumed_from_checkpoint": summary.rows_resumed,
         "rows_failed": summary.rows_failed,
-        "dagster/row_count": sum(r.rows for r in summary.results),
         "seconds": round(summary.seconds, 3),
         "rows_per_second": round(summary.rows_per_second, 1),
         "fragments": dg.MetadataValue.md("\n".join(lines)),
         "errors_sample": dg.MetadataValue.json(d["errors"]),
         "table_versions": dg.MetadataValue.json(summary.table_versions),
     }
+    if len(summary.requested) == 1:  # only then is a row count the partition's own
+        metadata["dagster/row_count"] = sum(r.rows for r in summary.results)
+    return metadata
