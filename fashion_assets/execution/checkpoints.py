@@ -9,6 +9,7 @@ checkpoints once its column file is committed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.ipc as ipc
+
+log = logging.getLogger(__name__)
 
 OFFSET = "offset"
 VALUE = "value"
@@ -38,8 +41,15 @@ class CheckpointStore:
     version: str
 
     @classmethod
-    def beside(cls, db_uri: str, table: str, feature: str, version: str) -> CheckpointStore:
-        return cls(f"{str(db_uri).rstrip('/')}/_checkpoints", table, feature, version)
+    def beside(cls, db_uri: str, table: str, feature: str, version: str) -> CheckpointStore | None:
+        """Checkpoints next to the table; None (with a warning) where pyarrow cannot reach that storage."""
+        root = f"{str(db_uri).rstrip('/')}/_checkpoints"
+        try:
+            _filesystem(root)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+            log.warning("no checkpoints for %s: pyarrow cannot open %s (%s)", feature, root, exc)
+            return None
+        return cls(root, table, feature, version)
 
     def _dir(self, fragment_id: int) -> tuple[pafs.FileSystem, str]:
         digest = hashlib.sha1(self.version.encode()).hexdigest()[:12]

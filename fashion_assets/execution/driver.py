@@ -123,7 +123,8 @@ def run_feature(
             summary.table_versions.append(result.version)
         summary.not_committed += list(result.vanished) + list(result.stale)
         for fid in result.committed:
-            checkpoints.clear(fid)
+            if checkpoints is not None:
+                checkpoints.clear(fid)
         pending = []
         last_commit = time.monotonic()
 
