@@ -69,3 +69,14 @@ def test_sensor_requests_nothing_while_a_refresh_is_in_flight(settings, instance
 def _ids_filter(project: Project, fragment_id: int) -> str:
     ids = project.table.dataset().get_fragment(fragment_id).to_table(columns=["id"])["id"].to_pylist()
     return f"id IN ({', '.join(map(str, ids))})"
+
+
+def test_a_big_backlog_is_split_into_runs(settings, instance, monkeypatch):
+    monkeypatch.setenv("FASHION_MAX_FRAGMENTS_PER_RUN", "2")
+    project = Project(settings)
+    ingest(project.table, settings.source_dir, project.specs(), settings.fragment_rows)
+    frags = [str(f.id) for f in project.table.fragments()]
+    assert len(frags) > 2
+    (run,) = evaluate(instance).run_requests
+    assert run.tags["dagster/asset_partition_range_start"] == frags[0]
+    assert run.tags["dagster/asset_partition_range_end"] == frags[1]

@@ -26,6 +26,12 @@ def default_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.STOPPED if off else dg.DefaultSensorStatus.RUNNING
 
 
+def max_fragments_per_run() -> int:
+    """Fragments one sensor run covers (``FASHION_MAX_FRAGMENTS_PER_RUN``, default 256): a big backlog
+    becomes a series of runs, each one a unit the UI shows, retries and can cancel."""
+    return max(1, int(os.environ.get("FASHION_MAX_FRAGMENTS_PER_RUN", "256")))
+
+
 def refresh_in_flight(instance: dg.DagsterInstance) -> bool:
     """Is a feature refresh run (from this sensor or the CLI) queued or running?"""
     return bool(instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT, tags={RUN_TAG: "1"}), limit=1))
@@ -57,10 +63,12 @@ def fragment_sensor(context: dg.SensorEvaluationContext, table: FashionTable) ->
         # recording them here too would give each partition a second, "recovered" event.
         plan.report = {}
     if missing and not busy:
+        batch = missing[: max_fragments_per_run()]  # the rest goes to the next run, after this one ends
+        selection = [n for n in plan.features_missing if set(plan.missing[n]) & set(batch)]
         runs.append(
             dg.RunRequest(
-                asset_selection=[dg.AssetKey(n) for n in plan.features_missing],
-                tags={**range_tags(missing), RUN_TAG: "1", "fashion/trigger": "fragment_sensor"},
+                asset_selection=[dg.AssetKey(n) for n in selection],
+                tags={**range_tags(batch), RUN_TAG: "1", "fashion/trigger": "fragment_sensor"},
             )
         )
     context.log.info(
