@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from fashion_assets.settings import Settings
@@ -160,7 +161,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         print("error: no table yet: run `fashion-assets ingest` first", file=sys.stderr)
         return 2
     with _instance() as instance:
-        job = _definitions().get_job_def("index_job")
+        job = _definitions().resolve_job_def("index_job")
         result = job.execute_in_process(
             instance=instance,
             run_config={"ops": {"search_index": {"config": {"rebuild": args.rebuild}}}},
@@ -239,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Dagster flags the (stable here) backfill-policy API as beta on every import: noise for CLI users.
+    warnings.filterwarnings("ignore", message=r".*is currently in beta")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     os.environ.setdefault("LANCE_LOG", "error")
     return args.func(args)
