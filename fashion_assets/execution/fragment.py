@@ -81,6 +81,8 @@ def compute_fragment(
     rows = computed = 0
     errors: list[tuple[int, str]] = []
     failed = 0
+    if checkpoints is None:  # nothing to save: no reason to cut batches at checkpoint boundaries
+        checkpoint_size = 1 << 62
     batch_rows = max(1, min(feature.batch_size, checkpoint_size))
 
     def flush() -> None:
