@@ -7,8 +7,10 @@ column file unwritten to the manifest: the driver commits files in groups.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -55,6 +57,22 @@ class FragmentFailure:
 Progress = Callable[[int, int], None]  # (rows done in this fragment, rows in this fragment)
 
 
+def _prefetched(
+    units: Iterator[tuple[pa.RecordBatch, pa.Array]], prepare: Callable[[pa.RecordBatch], Any]
+) -> Iterator[tuple[pa.RecordBatch, pa.Array, Any]]:
+    """``(batch, offsets, prepare(batch))`` for each unit, the next one made ahead in a helper thread."""
+
+    def make() -> tuple[pa.RecordBatch, pa.Array, Any] | None:
+        unit = next(units, None)
+        return None if unit is None else (*unit, prepare(unit[0]))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        ahead = pool.submit(make)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(make)
+            yield item
+
+
 def compute_fragment(
     table: ProductTable,
     feature: Feature,
@@ -78,7 +96,7 @@ def compute_fragment(
     parts: list[pa.Table] = [done] if done is not None else []
     pending: list[pa.Table] = []
     pending_rows = 0
-    rows = computed = 0
+    computed = 0
     errors: list[tuple[int, str]] = []
     failed = 0
     if checkpoints is None:  # nothing to save: no reason to cut batches at checkpoint boundaries
@@ -97,37 +115,45 @@ def compute_fragment(
         parts.append(chunk)
         pending, pending_rows = [], 0
 
-    for batch in table.read_fragment(task.fragment_id, columns, task.version, batch_size=batch_rows):
-        rows += batch.num_rows
-        offsets = pc.cast(pc.bit_wise_and(batch.column(ROW_ADDRESS), OFFSET_MASK), pa.uint32())
-        if len(done_offsets):
-            keep = pc.invert(pc.is_in(offsets, done_offsets))
-            batch = batch.filter(keep)
-            offsets = offsets.filter(keep)
-        start = 0
-        while start < batch.num_rows:
-            # Never let a batch straddle a checkpoint boundary: the loss bound is one checkpoint.
-            take = min(batch_rows, checkpoint_size - pending_rows, batch.num_rows - start)
-            sub = batch.slice(start, take)
-            out = feature(sub)
-            err = [None] * take
-            ids = sub.column("id")
-            for e in out.errors:
-                err[e.index] = e.reason
-                failed += 1
-                if len(errors) < MAX_ERRORS_REPORTED:
-                    errors.append((ids[e.index].as_py(), e.reason))
-            pending.append(
-                pa.table(
-                    [offsets.slice(start, take), out.values, pa.array(err, pa.string())],
-                    schema=CheckpointStore.schema(spec.type),
-                )
-            )
-            pending_rows += take
-            computed += take
-            start += take
-            if pending_rows >= checkpoint_size:
-                flush()
+    read = 0
+
+    def units() -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+        """Batches still to compute, with their row offsets; none straddles a checkpoint boundary."""
+        nonlocal read
+        produced = 0
+        for batch in table.read_fragment(task.fragment_id, columns, task.version, batch_size=batch_rows):
+            read += batch.num_rows
+            offsets = pc.cast(pc.bit_wise_and(batch.column(ROW_ADDRESS), OFFSET_MASK), pa.uint32())
+            if len(done_offsets):
+                keep = pc.invert(pc.is_in(offsets, done_offsets))
+                batch, offsets = batch.filter(keep), offsets.filter(keep)
+            start = 0
+            while start < batch.num_rows:
+                take = min(batch_rows, checkpoint_size - produced % checkpoint_size, batch.num_rows - start)
+                yield batch.slice(start, take), offsets.slice(start, take)
+                produced += take
+                start += take
+
+    # Reading and feature.prepare (decoding, preprocessing) of batch i+1 run in a helper thread while
+    # feature.infer works on batch i, so I/O and CPU preparation hide behind the model.
+    for sub, offs, prepared in _prefetched(units(), feature.prepare):
+        out = feature.checked(feature.infer(prepared), sub.num_rows)
+        take = sub.num_rows
+        err = [None] * take
+        ids = sub.column("id")
+        for e in out.errors:
+            err[e.index] = e.reason
+            failed += 1
+            if len(errors) < MAX_ERRORS_REPORTED:
+                errors.append((ids[e.index].as_py(), e.reason))
+        pending.append(
+            pa.table([offs, out.values, pa.array(err, pa.string())], schema=CheckpointStore.schema(spec.type))
+        )
+        pending_rows += take
+        computed += take
+        if pending_rows >= checkpoint_size:
+            flush()
+    rows = read
     flush()
 
     result = pa.concat_tables(parts) if parts else CheckpointStore.schema(spec.type).empty_table()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -52,15 +53,28 @@ class Feature(abc.ABC):
     def compute(self, batch: pa.RecordBatch) -> FeatureOutput:
         """Compute the output for every row of ``batch`` (which holds at least ``self.inputs``)."""
 
-    def __call__(self, batch: pa.RecordBatch) -> FeatureOutput:
-        out = self.compute(batch)
-        if len(out.values) != batch.num_rows:
-            raise ValueError(
-                f"feature {self.name!r} returned {len(out.values)} values for {batch.num_rows} rows"
-            )
+    def prepare(self, batch: pa.RecordBatch) -> Any:
+        """CPU work that can run while the previous batch is in the model (decoding, preprocessing).
+
+        The runner calls ``prepare`` for batch i+1 in a helper thread during ``infer`` of batch i. The
+        default does nothing and leaves all the work to ``compute``.
+        """
+        return batch
+
+    def infer(self, prepared: Any) -> FeatureOutput:
+        """The rest of the work on what ``prepare`` returned (default: ``compute``)."""
+        return self.compute(prepared)
+
+    def checked(self, out: FeatureOutput, rows: int) -> FeatureOutput:
+        """``out`` with its length checked and its values cast to ``output_type``."""
+        if len(out.values) != rows:
+            raise ValueError(f"feature {self.name!r} returned {len(out.values)} values for {rows} rows")
         if out.values.type != self.output_type:
             out.values = out.values.cast(self.output_type)
         return out
+
+    def __call__(self, batch: pa.RecordBatch) -> FeatureOutput:
+        return self.checked(self.infer(self.prepare(batch)), batch.num_rows)
 
     def field(self, lineage_version: str) -> pa.Field:
         """The table column this feature fills, carrying its version in the field metadata."""

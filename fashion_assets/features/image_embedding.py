@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,32 +51,53 @@ class ImageEmbedding(ClipFeature):
         super().__init__(profile, batch_size=batch_size, device=device)
 
     def compute(self, batch: pa.RecordBatch) -> FeatureOutput:
+        return self.infer(self.prepare(batch))
+
+    def prepare(self, batch: pa.RecordBatch) -> _Prepared:
+        """Decode and preprocess the images (runs beside the model, on the previous batch)."""
+        self.setup()
+        bundle = self._bundle
+        assert bundle is not None
+        prepared = _Prepared(batch.num_rows, [], [], [])
+        draft = (2 * bundle.image_size, 2 * bundle.image_size)
+        for chunk in decode_chunks(batch.column("image_bytes"), self.batch_size, draft_size=draft):
+            prepared.errors.extend(chunk.errors)
+            for index, image in zip(chunk.indices, chunk.images, strict=True):
+                try:
+                    prepared.tensors.append(bundle.preprocess(image))
+                    prepared.indices.append(index)
+                except Exception as exc:  # a picture the transforms cannot take: that row only
+                    prepared.errors.append(
+                        RowError(index, f"preprocessing failed: {type(exc).__name__}: {exc}")
+                    )
+        return prepared
+
+    def infer(self, prepared: _Prepared) -> FeatureOutput:
+        """Embed the preprocessed images, ``batch_size`` at a time, and L2-normalise."""
         import torch
 
         self.setup()
         bundle = self._bundle
         assert bundle is not None
-        n = batch.num_rows
-        vectors = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
-        valid = np.zeros(n, dtype=bool)
-        errors: list[RowError] = []
-        draft = (2 * bundle.image_size, 2 * bundle.image_size)
-        for chunk in decode_chunks(batch.column("image_bytes"), self.batch_size, draft_size=draft):
-            errors.extend(chunk.errors)
-            indices, tensors = [], []
-            for index, image in zip(chunk.indices, chunk.images, strict=True):
-                try:
-                    tensors.append(bundle.preprocess(image))
-                    indices.append(index)
-                except Exception as exc:  # a picture the transforms cannot take: that row only
-                    errors.append(RowError(index, f"preprocessing failed: {type(exc).__name__}: {exc}"))
-            if not tensors:
-                continue
+        vectors = np.zeros((prepared.rows, EMBEDDING_DIM), dtype=np.float32)
+        valid = np.zeros(prepared.rows, dtype=bool)
+        for start in range(0, len(prepared.tensors), self.batch_size):
+            indices = prepared.indices[start : start + self.batch_size]
             with torch.inference_mode():
-                pixels = torch.stack(tensors).to(bundle.device, non_blocking=True)
-                features = bundle.model.encode_image(pixels)
+                pixels = torch.stack(prepared.tensors[start : start + self.batch_size])
+                features = bundle.model.encode_image(pixels.to(bundle.device, non_blocking=True))
                 features = torch.nn.functional.normalize(features.float(), dim=-1)
             vectors[indices] = features.cpu().numpy()
             valid[indices] = True
-        errors.sort(key=lambda e: e.index)
+        errors = sorted(prepared.errors, key=lambda e: e.index)
         return FeatureOutput(vectors_to_arrow(vectors, valid), errors)
+
+
+@dataclass
+class _Prepared:
+    """Preprocessed pixels of a batch: which rows they belong to, and the rows that failed."""
+
+    rows: int
+    indices: list[int]
+    tensors: list[Any]
+    errors: list[RowError]

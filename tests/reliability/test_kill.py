@@ -27,13 +27,13 @@ KILLED_RUN = textwrap.dedent(
     project = Project()
     feature = project.features["image_embedding"]
     feature.batch_size = 5
-    inner = feature.compute
-    def counted(batch):
-        out = inner(batch)
+    inner = feature.infer  # the model step: count the rows it computed
+    def counted(prepared):
+        out = inner(prepared)
         with open(sys.argv[1], "a") as f:
-            f.write(f"{batch.num_rows}\\n")
+            f.write(f"{len(out.values)}\\n")
         return out
-    feature.compute = counted
+    feature.infer = counted
     run_feature(project.table, feature, project.spec("image_embedding"), runner=InProcessRunner(),
                 checkpoint_size=CHECKPOINT, commit_every=1)
     """
