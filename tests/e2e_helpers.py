@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -95,8 +96,15 @@ class DagsterDev:
         self._log = None
 
     def start(self, timeout: float = 120.0) -> None:
-        dagster = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "dagster"
+        # The interpreter running the tests knows its own environment; CI calls .venv/bin/pytest directly,
+        # with neither VIRTUAL_ENV set nor .venv/bin on PATH.
+        venv_bin = Path(sys.executable).parent
+        dagster = venv_bin / "dagster"
         exe = str(dagster) if dagster.exists() else shutil.which("dagster") or "dagster"
+        self.env = {
+            **self.env,
+            "PATH": f"{venv_bin}{os.pathsep}{self.env.get('PATH', os.environ.get('PATH', ''))}",
+        }
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
             [exe, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
