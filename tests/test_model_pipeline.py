@@ -7,8 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -108,26 +108,7 @@ def test_no_actors_left_after_a_failed_run_and_the_next_run_finishes(small, tmp_
         ray.shutdown()
 
 
-KILLED_RUN = textwrap.dedent(
-    """
-    import os, sys
-    from fashion_assets.execution.driver import run_feature
-    from fashion_assets.execution.runners import InProcessRunner
-    from fashion_assets.project import Project
-    project = Project()
-    feature = project.features["image_embedding"]
-    feature.batch_size = 10
-    inner = feature.infer  # the model step: count the rows it computed
-    def counted(prepared):
-        out = inner(prepared)
-        with open(sys.argv[1], "a") as f:
-            f.write(f"{len(out.values)}\\n")
-        return out
-    feature.infer = counted
-    run_feature(project.table, feature, project.spec("image_embedding"), runner=InProcessRunner(),
-                checkpoint_size=30)
-    """
-)
+KILLED_RUN = Path(__file__).resolve().parent / "killed_run.py"
 
 
 def test_killed_run_resumes_and_recomputes_at_most_one_checkpoint(settings, tmp_path, monkeypatch):
@@ -137,7 +118,9 @@ def test_killed_run_resumes_and_recomputes_at_most_one_checkpoint(settings, tmp_
     ingest(project.table, settings.source_dir, project.specs(), 1000)
     (frag,) = project.table.fragments()
     counter = tmp_path / "computed.txt"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(counter)], env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, str(KILLED_RUN), str(counter), "10", "30", "8"], env=dict(os.environ)
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         done = sum(int(x) for x in counter.read_text().split()) if counter.exists() else 0

@@ -18,22 +18,11 @@ from typing import TypeVar
 
 from PIL import Image, ImageDraw
 
+from fashion_assets.catalog.source import CSV_NAME, IMAGES_DIR
+from fashion_assets.catalog.source import EXPECTED_HEADER as HEADER
+
 T = TypeVar("T")
 
-HEADER: tuple[str, ...] = (
-    "id",
-    "gender",
-    "masterCategory",
-    "subCategory",
-    "articleType",
-    "baseColour",
-    "season",
-    "year",
-    "usage",
-    "productDisplayName",
-)
-CSV_NAME = "styles.csv"
-IMAGES_DIR = "images"
 FIRST_ID = 1000
 JPEG_QUALITY = 85
 

@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
+from pathlib import Path
 
 from fashion_assets.execution.checkpoints import CheckpointStore
 from fashion_assets.execution.driver import run_feature
@@ -18,26 +18,7 @@ from .helpers import child_env, make_project, referenced_files_exist
 FRAG_ROWS = 20
 CHECKPOINT = 10
 
-KILLED_RUN = textwrap.dedent(
-    """
-    import sys
-    from fashion_assets.execution.driver import run_feature
-    from fashion_assets.execution.runners import InProcessRunner
-    from fashion_assets.project import Project
-    project = Project()
-    feature = project.features["image_embedding"]
-    feature.batch_size = 5
-    inner = feature.infer  # the model step: count the rows it computed
-    def counted(prepared):
-        out = inner(prepared)
-        with open(sys.argv[1], "a") as f:
-            f.write(f"{len(out.values)}\\n")
-        return out
-    feature.infer = counted
-    run_feature(project.table, feature, project.spec("image_embedding"), runner=InProcessRunner(),
-                checkpoint_size=CHECKPOINT, commit_every=1)
-    """
-).replace("CHECKPOINT", str(CHECKPOINT))
+KILLED_RUN = Path(__file__).resolve().parent.parent / "killed_run.py"
 
 
 def test_sigkill_mid_model_feature_over_several_fragments(tmp_path, monkeypatch):
@@ -45,7 +26,9 @@ def test_sigkill_mid_model_feature_over_several_fragments(tmp_path, monkeypatch)
     frags = [f.id for f in project.table.fragments()]
     assert len(frags) == 4
     counter = tmp_path / "computed.txt"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(counter)], env=child_env())
+    proc = subprocess.Popen(
+        [sys.executable, str(KILLED_RUN), str(counter), "5", str(CHECKPOINT), "1"], env=child_env()
+    )
     deadline = time.time() + 180
     target = 2 * FRAG_ROWS + CHECKPOINT  # two fragments finished and committed, one checkpoint into the third
     while time.time() < deadline and proc.poll() is None:
