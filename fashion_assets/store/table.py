@@ -13,8 +13,9 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import lance
 import lancedb
@@ -95,7 +96,6 @@ class CommitResult:
     committed: tuple[int, ...]
     vanished: tuple[int, ...]
     stale: tuple[int, ...]
-    attempts: int
 
 
 class ProductTable:
@@ -390,46 +390,65 @@ class ProductTable:
             fragment_id, name, self.field_ids([f.name for f in fields], ds), file_version, physical
         )
 
+    def commit(self, plan: Callable[[lance.LanceDataset], Any], what: str) -> lance.LanceDataset | None:
+        """Commit the operation ``plan`` makes from the latest version, atomically.
+
+        On a conflict with a concurrent commit, ``plan`` is called again on the new latest version and the
+        commit retried (with backoff). Returns the committed dataset, or None when ``plan`` returns None
+        (nothing left to commit).
+        """
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            ds = self.dataset()
+            op = plan(ds)
+            if op is None:
+                return None
+            try:
+                return lance.LanceDataset.commit(
+                    self.uri, op, read_version=ds.version, storage_options=self.storage_options or None
+                )
+            except CommitConflictError as exc:
+                log.info("commit conflict on %s (attempt %d): %s", self.uri, attempt, exc)
+                _backoff(attempt)
+            except OSError as exc:
+                raise StoreError(f"cannot commit {what} to {self.uri}: {exc}") from exc
+        raise StoreError(
+            f"gave up committing {what} to {self.uri} after {COMMIT_ATTEMPTS} conflicting attempts"
+        )
+
     def commit_column_files(self, files: Sequence[ColumnFile]) -> CommitResult:
         """Attach column files to their fragments in one ``DataReplacement`` commit, retried on conflict.
 
         A file whose fragment has vanished (compacted, deleted) or whose column was reset since it was
         written (another feature version) is skipped and reported, never committed.
         """
-        vanished: tuple[int, ...] = ()
-        stale: tuple[int, ...] = ()
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            ds = self.dataset()
+        ok: list[ColumnFile] = []
+        vanished: list[int] = []
+        stale: list[int] = []
+
+        def plan(ds: lance.LanceDataset) -> Any:
             live = {f.fragment_id: f.metadata.physical_rows for f in ds.get_fragments()}
-            schema = ds.lance_schema
-            current_ids = {f.id() for f in _walk(schema.fields())}
-            ok = []
-            vanished_l, stale_l = [], []
+            current_ids = {f.id() for f in _walk(ds.lance_schema.fields())}
+            ok.clear(), vanished.clear(), stale.clear()
             for cf in files:
                 if live.get(cf.fragment_id) != cf.rows:
-                    vanished_l.append(cf.fragment_id)
+                    vanished.append(cf.fragment_id)
                 elif not set(cf.field_ids) <= current_ids:
-                    stale_l.append(cf.fragment_id)
+                    stale.append(cf.fragment_id)
                 else:
                     ok.append(cf)
-            vanished, stale = tuple(vanished_l), tuple(stale_l)
             if not ok:
-                return CommitResult(None, (), vanished, stale, attempt)
-            op = LanceOperation.DataReplacement(
+                return None
+            return LanceOperation.DataReplacement(
                 [LanceOperation.DataReplacementGroup(cf.fragment_id, cf.data_file()) for cf in ok]
             )
-            try:
-                new = lance.LanceDataset.commit(
-                    self.uri, op, read_version=ds.version, storage_options=self.storage_options or None
-                )
-            except CommitConflictError as exc:
-                log.info("commit conflict on %s (attempt %d): %s", self.uri, attempt, exc)
-                _backoff(attempt)
-                continue
-            except OSError as exc:
-                raise StoreError(f"cannot commit column files to {self.uri}: {exc}") from exc
-            return CommitResult(new.version, tuple(cf.fragment_id for cf in ok), vanished, stale, attempt)
-        raise StoreError(f"gave up committing to {self.uri} after {COMMIT_ATTEMPTS} conflicting attempts")
+
+        new = self.commit(plan, "column files")
+        return CommitResult(
+            None if new is None else new.version,
+            tuple(cf.fragment_id for cf in ok) if new is not None else (),
+            tuple(vanished),
+            tuple(stale),
+        )
 
 
 def _walk(fields: Iterable) -> Iterator:

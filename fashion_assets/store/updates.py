@@ -10,18 +10,14 @@ and the next refresh computes exactly those rows; the old rows' values are gone 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import lance
 import pyarrow as pa
 from lance import LanceOperation
-from lance.commit import CommitConflictError
 from lance.fragment import write_fragments
 
-from fashion_assets.store.table import COMMIT_ATTEMPTS, ProductTable, StoreError, _backoff
-
-log = logging.getLogger(__name__)
+from fashion_assets.store.table import ProductTable, StoreError
 
 
 def _base_schema(table_schema: pa.Schema, base_columns: pa.Schema | Sequence[str]) -> pa.Schema:
@@ -67,8 +63,8 @@ def update_rows(
     paths = {d.path for f in new_frags for d in f.files}
     id_list = ", ".join(str(int(i)) for i in ids)  # integers only: nothing from the data reaches SQL
     predicate = f"id IN ({id_list})"
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        ds = table.dataset()
+
+    def plan(ds: lance.LanceDataset) -> LanceOperation.Update:
         removed: list[int] = []
         updated = []
         for frag in ds.get_fragments():
@@ -79,20 +75,12 @@ def update_rows(
                 removed.append(frag.fragment_id)
             else:
                 updated.append(meta)
-        op = LanceOperation.Update(
+        return LanceOperation.Update(
             removed_fragment_ids=removed, updated_fragments=updated, new_fragments=list(new_frags)
         )
-        try:
-            new = lance.LanceDataset.commit(
-                table.uri, op, read_version=ds.version, storage_options=table.storage_options or None
-            )
-        except CommitConflictError as exc:
-            log.info("update conflict on %s (attempt %d): %s", table.uri, attempt, exc)
-            _backoff(attempt)
-            continue
-        except OSError as exc:
-            raise StoreError(f"cannot commit updated rows to {table.uri}: {exc}") from exc
-        return sorted(
-            f.fragment_id for f in new.get_fragments() if any(d.path in paths for d in f.metadata.files)
-        )
-    raise StoreError(f"gave up updating rows of {table.uri} after {COMMIT_ATTEMPTS} conflicting attempts")
+
+    new = table.commit(plan, "updated rows")
+    assert new is not None
+    return sorted(
+        f.fragment_id for f in new.get_fragments() if any(d.path in paths for d in f.metadata.files)
+    )
