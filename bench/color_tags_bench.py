@@ -38,6 +38,7 @@ os.environ.setdefault("FASHION_MODEL_PROFILE", "tiny")  # no feature here loads 
 import lance  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
+from timing import timed, timed_gen  # noqa: E402  (bench/timing.py)
 
 from fashion_assets.catalog.sample import generate_sample  # noqa: E402
 from fashion_assets.catalog.source import PRODUCT_SCHEMA  # noqa: E402
@@ -219,44 +220,21 @@ def profile_product(db: Path, spec: ColumnSpec, checkpoint_size: int) -> dict[st
     """One instrumented run of (a): seconds in each stage (wrappers around the product's own functions)."""
     acc: dict[str, float] = defaultdict(float)
 
-    def timed(label):
-        def make(orig):
-            def wrapper(*a, **k):
-                t = time.perf_counter()
-                try:
-                    return orig(*a, **k)
-                finally:
-                    acc[label] += time.perf_counter() - t
+    def timed_(label):
+        return lambda orig: timed(acc, label, orig)
 
-            return wrapper
-
-        return make
-
-    def timed_gen(label):
-        def make(orig):
-            def wrapper(*a, **k):
-                it = orig(*a, **k)
-                while True:
-                    t = time.perf_counter()
-                    try:
-                        item = next(it)
-                    except StopIteration:
-                        acc[label] += time.perf_counter() - t
-                        return
-                    acc[label] += time.perf_counter() - t
-                    yield item
-
-            return wrapper
-
-        return make
+    def timed_gen_(label):
+        return lambda orig: timed_gen(acc, label, orig)
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(patched(ProductTable, "materialized", timed("plan: materialized() per fragment")))
-        stack.enter_context(patched(ProductTable, "read_fragment", timed_gen("read fragment batches")))
-        stack.enter_context(patched(ColorTags, "__call__", timed("compute (ColorTags)")))
-        stack.enter_context(patched(ProductTable, "write_column_file", timed("write column files")))
-        stack.enter_context(patched(ProductTable, "commit_column_files", timed("commit (DataReplacement)")))
-        stack.enter_context(patched(runners_mod, "compute_fragment", timed("_total compute_fragment")))
+        stack.enter_context(
+            patched(ProductTable, "materialized", timed_("plan: materialized() per fragment"))
+        )
+        stack.enter_context(patched(ProductTable, "read_fragment", timed_gen_("read fragment batches")))
+        stack.enter_context(patched(ColorTags, "compute", timed_("compute (ColorTags)")))
+        stack.enter_context(patched(ProductTable, "write_column_file", timed_("write column files")))
+        stack.enter_context(patched(ProductTable, "commit_column_files", timed_("commit (DataReplacement)")))
+        stack.enter_context(patched(runners_mod, "compute_fragment", timed_("_total compute_fragment")))
         table = ProductTable(str(db), TABLE)
         t0 = time.perf_counter()
         run_feature(table, ColorTags(), spec, runner=InProcessRunner(), checkpoint_size=checkpoint_size)

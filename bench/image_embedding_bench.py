@@ -48,6 +48,7 @@ os.environ["FASHION_MODEL_PROFILE"] = "tiny"  # BLIP stays offline; CLIP comes f
 import warnings  # noqa: E402
 
 import psutil  # noqa: E402
+from timing import timed, timed_gen  # noqa: E402  (bench/timing.py)
 
 # Ray starts its services with fork+exec: lance/lancedb warn about fork safety; nothing here forks lance state
 warnings.filterwarnings("ignore", message=".*fork.*")
@@ -210,30 +211,11 @@ def instrumented(acc: dict[str, float]):
     from fashion_assets.execution.checkpoints import CheckpointStore
     from fashion_assets.store.table import ProductTable
 
-    def timed(label, fn):
-        def wrapper(*a, **k):
-            t = time.perf_counter()
-            try:
-                return fn(*a, **k)
-            finally:
-                acc[label] += time.perf_counter() - t
+    def timed_(label, fn):
+        return timed(acc, label, fn)
 
-        return wrapper
-
-    def timed_gen(label, fn):
-        def wrapper(*a, **k):
-            it = fn(*a, **k)
-            while True:
-                t = time.perf_counter()
-                try:
-                    item = next(it)
-                except StopIteration:
-                    acc[label] += time.perf_counter() - t
-                    return
-                acc[label] += time.perf_counter() - t
-                yield item
-
-        return wrapper
+    def timed_gen_(label, fn):
+        return timed_gen(acc, label, fn)
 
     orig_load = clip_mod.load_clip
 
@@ -241,19 +223,19 @@ def instrumented(acc: dict[str, float]):
         t = time.perf_counter()
         bundle = orig_load(*a, **k)
         acc["model load (setup)"] += time.perf_counter() - t
-        bundle.preprocess = timed("preprocess (open_clip transforms)", bundle.preprocess)
-        bundle.model.encode_image = timed("infer (encode_image)", bundle.model.encode_image)
+        bundle.preprocess = timed_("preprocess (open_clip transforms)", bundle.preprocess)
+        bundle.model.encode_image = timed_("infer (encode_image)", bundle.model.encode_image)
         return bundle
 
     saved = [
         (clip_mod, "load_clip", load_and_wrap),
-        (ie, "decode_chunks", timed_gen("decode (decode_chunks)", ie.decode_chunks)),
-        (ProductTable, "read_fragment", timed_gen("read fragment batches", ProductTable.read_fragment)),
-        (ProductTable, "write_column_file", timed("write column files", ProductTable.write_column_file)),
-        (ProductTable, "commit_column_files", timed("commit", ProductTable.commit_column_files)),
-        (CheckpointStore, "save", timed("checkpoint save", CheckpointStore.save)),
-        (CheckpointStore, "load", timed("checkpoint load", CheckpointStore.load)),
-        (CheckpointStore, "clear", timed("checkpoint clear", CheckpointStore.clear)),
+        (ie, "decode_chunks", timed_gen_("decode (decode_chunks)", ie.decode_chunks)),
+        (ProductTable, "read_fragment", timed_gen_("read fragment batches", ProductTable.read_fragment)),
+        (ProductTable, "write_column_file", timed_("write column files", ProductTable.write_column_file)),
+        (ProductTable, "commit_column_files", timed_("commit", ProductTable.commit_column_files)),
+        (CheckpointStore, "save", timed_("checkpoint save", CheckpointStore.save)),
+        (CheckpointStore, "load", timed_("checkpoint load", CheckpointStore.load)),
+        (CheckpointStore, "clear", timed_("checkpoint clear", CheckpointStore.clear)),
     ]
     originals = [(obj, name, getattr(obj, name)) for obj, name, _ in saved]
     for obj, name, new in saved:
