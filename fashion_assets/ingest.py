@@ -105,17 +105,17 @@ def ingest(
                 if attempt == APPEND_ATTEMPTS:
                     raise
                 log.info("another ingest appended rows meanwhile: reading the table again")
-    report = IngestReport(
-        rows_added=stats.rows_accepted,
-        fragments_added=[str(f) for f in new_fragments],
-        rows_already_present=stats.rows_already_present,
-        rows_repaired=stats.rows_repaired,
-        rejected=[{"id": r.id, "reason": r.reason, "line": r.line} for r in stats.rejects],
-    )
-    if new_fragments:
-        report.table_version = table.dataset().version
-    if stats.rejects:
-        record_rejects(table, str(source_dir), report.rejected)
+        report = IngestReport(
+            rows_added=stats.rows_accepted,
+            fragments_added=[str(f) for f in new_fragments],
+            rows_already_present=stats.rows_already_present,
+            rows_repaired=stats.rows_repaired,
+            rejected=[{"id": r.id, "reason": r.reason, "line": r.line} for r in stats.rejects],
+        )
+        if new_fragments:
+            report.table_version = table.dataset().version
+        if stats.rejects:  # under the lock too: read-what-is-recorded-then-add must not interleave
+            record_rejects(table, str(source_dir), report.rejected)
     log.info(
         "ingest: %d rows added in %d fragments, %d already present, %d rejected",
         report.rows_added,
@@ -129,13 +129,14 @@ def ingest(
 def record_rejects(table: ProductTable, source: str, rejects: list[dict]) -> None:
     """Append rejected rows, with why, to the ``ingest_rejects`` table beside the products."""
     db = lancedb.connect(table.db_uri, storage_options=table.storage_options or None)
-    exists = REJECTS_TABLE in db.table_names()
-    if exists:  # a rerun over the same folder meets the same bad rows: record each once
-        seen = db.open_table(REJECTS_TABLE).to_arrow().select(["id", "reason", "source"]).to_pylist()
-        known = {(r["id"], r["reason"], r["source"]) for r in seen}
-        rejects = [r for r in rejects if (r["id"], r["reason"], source) not in known]
-        if not rejects:
-            return
+    # exist_ok: two ingests may both find no rejects table yet; whichever creates it, both then add to it.
+    rejects_table = db.create_table(REJECTS_TABLE, schema=REJECTS_SCHEMA, exist_ok=True)
+    # a rerun over the same folder meets the same bad rows: record each once
+    seen = rejects_table.to_arrow().select(["id", "reason", "source"]).to_pylist()
+    known = {(r["id"], r["reason"], r["source"]) for r in seen}
+    rejects = [r for r in rejects if (r["id"], r["reason"], source) not in known]
+    if not rejects:
+        return
     now = dt.datetime.now(dt.UTC)
     data = pa.table(
         {
@@ -147,10 +148,7 @@ def record_rejects(table: ProductTable, source: str, rejects: list[dict]) -> Non
         },
         schema=REJECTS_SCHEMA,
     )
-    if exists:
-        db.open_table(REJECTS_TABLE).add(data)
-    else:
-        db.create_table(REJECTS_TABLE, data=data)
+    rejects_table.add(data)
 
 
 def read_rejects(table: ProductTable) -> pa.Table:

@@ -88,6 +88,8 @@ def test_two_ingests_at_once_add_each_row_once(settings):
         assert p.exitcode == 0
     ids = project.table.dataset().to_table(columns=["id"])["id"].to_pylist()
     assert ids and len(ids) == len(set(ids))
+    rejects = [(r["id"], r["reason"]) for r in read_rejects(project.table).to_pylist()]
+    assert rejects and len(rejects) == len(set(rejects))  # each bad row recorded once, not per ingest
 
 
 def test_append_refuses_to_commit_over_a_newer_append(settings):
