@@ -15,10 +15,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lance
-import lancedb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +25,9 @@ from lance import LanceOperation
 from lance.commit import CommitConflictError
 from lance.file import LanceFileWriter
 from lance.fragment import DataFile, write_fragments
+
+if TYPE_CHECKING:
+    import lancedb
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +135,22 @@ class ProductTable:
 
     def lancedb_table(self) -> lancedb.table.Table:
         """The same table through LanceDB (search and indexes)."""
-        db = lancedb.connect(self.db_uri, storage_options=self.storage_options or None)
+        db = self._lancedb()
         return db.open_table(self.table_name)
+
+    def _lancedb(self) -> lancedb.DBConnection:
+        # Imported here: LanceDB (and its namespace client) costs about 0.9 s to import, and Ray workers,
+        # which only read fragments and write column files through pylance, never need it.
+        import lancedb
+
+        return lancedb.connect(self.db_uri, storage_options=self.storage_options or None)
 
     def create(self, base_schema: pa.Schema) -> None:
         """Create the table with ``base_schema`` unless it exists (feature columns come from ``ensure_columns``)."""
         if self.exists():
             return
         try:
-            db = lancedb.connect(self.db_uri, storage_options=self.storage_options or None)
+            db = self._lancedb()
             db.create_table(self.table_name, schema=base_schema, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create table {self.uri}: {exc}") from exc
