@@ -23,6 +23,8 @@ Ray's GCS/raylet and every worker; sampled every 50 ms in a background thread wi
 RayRunner run_feature over a 2k-row and an 8k-row table, alternated.
 
     . .venv/bin/activate && python bench/image_embedding_bench.py --rows 256 --reps 3
+    # one full fragment, only the contenders that matter for the target (about 35 min on 2 cores):
+    python bench/image_embedding_bench.py --rows 4096 --reps 3 --contenders ray,inproc,bare --skip-memory
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from timing import timed, timed_gen  # noqa: E402  (bench/timing.py)
 warnings.filterwarnings("ignore", message=".*fork.*")
 
 TABLE = "products"
+CONTENDERS = ("ray", "ray0", "inproc", "bare", "notebook")
 TARGET = 0.85
 BATCH = 32  # ImageEmbedding's batch size
 CHECKPOINT_SIZE = 512  # what the Dagster asset passes (FashionTable.checkpoint_size)
@@ -346,6 +349,30 @@ def memory_run(db: Path, feature, spec) -> dict:
     }
 
 
+def print_breakdowns(breakdowns: list[dict[str, float]], bare: list[float], rows: int) -> None:
+    """The instrumented in-process runs: seconds per stage, medians over repetitions."""
+    print("  InProcessRunner, instrumented (wrappers around the product's own functions):")
+    other = "other (Arrow glue, normalise, numpy)"
+    for bd in breakdowns:  # per repetition: total minus the named stages
+        bd[other] = bd["total run_feature"] - sum(v for k, v in bd.items() if k != "total run_feature")
+    keys = sorted(
+        {k for b in breakdowns for k in b},
+        key=lambda k: -statistics.median(b.get(k, 0) for b in breakdowns),
+    )
+    total = statistics.median(b["total run_feature"] for b in breakdowns)
+    for key in keys:
+        v = statistics.median(b.get(key, 0.0) for b in breakdowns)
+        print(f"    {key:<40} {v:7.2f} s  {100 * v / total:5.1f}%  (medians per stage)")
+    steady = [
+        (rows / (bd["total run_feature"] - bd.get("model load (setup)", 0.0))) / b
+        for bd, b in zip(breakdowns, bare, strict=True)
+    ]
+    print(
+        f"  in-process, without its one-off model load: {statistics.median(steady):.2f}x bare "
+        "(per repetition, median)"
+    )
+
+
 def mb(n: float) -> str:
     return f"{n / 2**20:,.0f}"
 
@@ -367,7 +394,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir, removed after)")
     ap.add_argument("--json-out", default=None, help="write the raw throughput results here")
+    ap.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="which contenders to run (ray and bare always run): fewer makes a long run at 4096 rows affordable",
+    )
     args = ap.parse_args(argv)
+    chosen = set(args.contenders.split(",")) | {"ray", "bare"}
+    unknown = chosen - set(CONTENDERS)
+    if unknown:
+        ap.error(f"unknown contenders {sorted(unknown)}; choose from {','.join(CONTENDERS)}")
 
     import torch
 
@@ -421,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results: dict[str, list[dict]] = defaultdict(list)
         breakdowns: list[dict[str, float]] = []
-        contenders = ["ray", "ray0", "inproc", "bare", "notebook"]
+        contenders = [c for c in CONTENDERS if c in chosen]
         for rep in range(args.reps):
             k = rep % len(contenders)
             order = contenders[k:] + contenders[:k]
@@ -452,9 +488,14 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"rep {rep + 1}/{args.reps} (order {','.join(order)}): "
                 + ", ".join(f"{n} {results[n][-1]['rate']:.2f} rows/s" for n in contenders)
-                + f"; ray start {results['ray'][-1]['ray_start_s']:.1f} s; actor nice (default / RAY_worker_niceness=0) "
-                f"{actor_nice(results['ray'][-1])} / {actor_nice(results['ray0'][-1])}; "
-                f"load avg {os.getloadavg()[0]:.1f}"
+                + f"; ray start {results['ray'][-1]['ray_start_s']:.1f} s; actor nice "
+                + (
+                    f"(default / RAY_worker_niceness=0) {actor_nice(results['ray'][-1])} / "
+                    f"{actor_nice(results['ray0'][-1])}"
+                    if "ray0" in chosen
+                    else f"{actor_nice(results['ray'][-1])}"
+                )
+                + f"; load avg {os.getloadavg()[0]:.1f}"
             )
 
         bare = [r["rate"] for r in results["bare"]]
@@ -475,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{'contender':<72} {'rows/s':>7} {'s':>7} {'x bare':>7} {'rows/CPU-s':>11} {'x bare':>7}")
         for key, label in labels.items():
+            if key.split("+")[0] not in chosen:
+                continue
             rows = results["ray"] if key == "ray+start" else results[key]
             if key == "ray+start":
                 rates = [r["rate_incl_ray_start"] for r in rows]
@@ -492,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
         print("\nwhere the end-to-end seconds go (medians over repetitions):")
-        for key in ("ray", "ray0"):
+        for key in [k for k in ("ray", "ray0") if k in chosen]:
             rr = results[key]
             tot = statistics.median(r["s"] for r in rr)
             frag = statistics.median(r["compute_fragment_s"] for r in rr)
@@ -503,34 +546,16 @@ def main(argv: list[str] | None = None) -> int:
                 f" + the rest (actor start, model load, Ray calls, commits) {tot - frag:.1f} s; "
                 f"peak RSS of the process tree {mb(statistics.median(r['peak_tree'] for r in rr))} MiB"
             )
-        ray_rows = results["ray"] + results["ray0"]
+        ray_rows = results["ray"] + results.get("ray0", [])
         print(
             f"  ray.init {statistics.median(r['ray_start_s'] for r in ray_rows):.1f} s (dagster-ray LocalRay, "
             f"before the asset body), ray.shutdown {statistics.median(r['ray_shutdown_s'] for r in ray_rows):.1f} s"
         )
-        print("  InProcessRunner, instrumented (wrappers around the product's own functions):")
-        other = "other (Arrow glue, normalise, numpy)"
-        for bd in breakdowns:  # per repetition: total minus the named stages
-            bd[other] = bd["total run_feature"] - sum(v for k, v in bd.items() if k != "total run_feature")
-        keys = sorted(
-            {k for b in breakdowns for k in b},
-            key=lambda k: -statistics.median(b.get(k, 0) for b in breakdowns),
-        )
-        total = statistics.median(b["total run_feature"] for b in breakdowns)
-        for key in keys:
-            v = statistics.median(b.get(key, 0.0) for b in breakdowns)
-            print(f"    {key:<40} {v:7.2f} s  {100 * v / total:5.1f}%  (medians per stage)")
+        if breakdowns:
+            print_breakdowns(breakdowns, bare, args.rows)
         bare_s = statistics.median(r["s"] for r in results["bare"])
-        steady = [
-            (args.rows / (bd["total run_feature"] - bd.get("model load (setup)", 0.0))) / b
-            for bd, b in zip(breakdowns, bare, strict=True)
-        ]
-        print(
-            f"  in-process, without its one-off model load: {statistics.median(steady):.2f}x bare "
-            "(per repetition, median)"
-        )
         n = 4096
-        for key in ("ray", "ray0"):
+        for key in [k for k in ("ray", "ray0") if k in chosen and args.rows < n]:
             rr = results[key]
             fixed = [r["s"] - r["compute_fragment_s"] for r in rr]
             est = [
