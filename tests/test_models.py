@@ -242,7 +242,9 @@ def test_local_clip_checkpoint_loads_through_open_clip(tmp_path: Path, clean_env
     clean_env.setenv(CLIP_MODEL_ENV, TINY_CLIP_MODEL)
     spec = ModelProfile.from_env().clip
     assert spec.kind == "local" and spec.pretrained == str(path)
-    bundle = load_clip(spec)
+    normal = torch.nn.init.normal_
+    bundle = load_clip(spec)  # built without open_clip's random init: every weight must come from the file
+    assert torch.nn.init.normal_ is normal, "torch's init functions must be restored after the load"
     expected, _ = create_random_clip(TINY_CLIP_MODEL, seed=3)
     assert _same_weights(bundle.model, expected)
     assert not bundle.model.training
