@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 
 from fashion_assets.execution.checkpoints import CheckpointStore
-from fashion_assets.execution.driver import run_feature
+from fashion_assets.execution.driver import RunSummary, run_feature
 from fashion_assets.execution.runners import InProcessRunner
+from fashion_assets.project import Project
 
 from .helpers import child_env, make_project, referenced_files_exist
 
@@ -22,6 +23,17 @@ FRAG_ROWS = 20
 CHECKPOINT = 10
 
 KILLED_RUN = Path(__file__).resolve().parent.parent / "killed_run.py"
+
+
+def rerun_in_process(project: Project) -> RunSummary:
+    """``image_embedding`` again, in process, with the same checkpoint size: the user's next refresh."""
+    return run_feature(
+        project.table,
+        project.features["image_embedding"],
+        project.spec("image_embedding"),
+        runner=InProcessRunner(),
+        checkpoint_size=CHECKPOINT,
+    )
 
 
 def test_sigkill_mid_model_feature_over_several_fragments(tmp_path, monkeypatch):
@@ -60,13 +72,7 @@ def test_sigkill_mid_model_feature_over_several_fragments(tmp_path, monkeypatch)
     loaded = [saved.load(f, spec.type) for f in status.missing]
     checkpointed = sum(t.num_rows for t in loaded if t is not None)
 
-    rerun = run_feature(
-        project.table,
-        project.features["image_embedding"],
-        spec,
-        runner=InProcessRunner(),
-        checkpoint_size=CHECKPOINT,
-    )
+    rerun = rerun_in_process(project)
     assert rerun.failures == []
     assert sorted(rerun.skipped) == sorted(finished)  # finished fragments not recomputed
     assert sorted(rerun.committed) == sorted(status.missing)
@@ -115,14 +121,7 @@ def test_sigkill_driver_that_started_its_own_ray(tmp_path, monkeypatch):
 
     status = project.status().features["image_embedding"]
     assert referenced_files_exist(project) == []
-    spec = project.spec("image_embedding")
-    rerun = run_feature(
-        project.table,
-        project.features["image_embedding"],
-        spec,
-        runner=InProcessRunner(),
-        checkpoint_size=CHECKPOINT,
-    )
+    rerun = rerun_in_process(project)
     assert rerun.failures == [] and sorted(rerun.committed) == sorted(status.missing)
     assert sorted(rerun.skipped) == sorted(status.materialized)
     recomputed = computed_before + rerun.rows_computed - rows
