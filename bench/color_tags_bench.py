@@ -46,7 +46,7 @@ from fashion_assets.execution import runners as runners_mod  # noqa: E402
 from fashion_assets.execution.driver import run_feature  # noqa: E402
 from fashion_assets.execution.runners import InProcessRunner  # noqa: E402
 from fashion_assets.features.color_tags import ColorTags  # noqa: E402
-from fashion_assets.features.registry import lineage_version  # noqa: E402
+from fashion_assets.project import column_spec  # noqa: E402
 from fashion_assets.store.table import ColumnSpec, ProductTable  # noqa: E402
 
 TABLE = "products"
@@ -256,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     feature = ColorTags()
-    spec = ColumnSpec(
-        feature.name, feature.output_type, lineage_version({feature.name: feature}, feature.name)
-    )
+    spec = column_spec({feature.name: feature}, feature.name)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="color_tags_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     runs = work / "runs"

@@ -92,12 +92,9 @@ def fresh_copy(base: Path, runs: Path, name: str) -> Path:
 
 
 def spec_for(feature):
-    from fashion_assets.features.registry import lineage_version
-    from fashion_assets.store.table import ColumnSpec
+    from fashion_assets.project import column_spec
 
-    return ColumnSpec(
-        feature.name, feature.output_type, lineage_version({feature.name: feature}, feature.name)
-    )
+    return column_spec({feature.name: feature}, feature.name)
 
 
 def run_e2e(db: Path, feature, spec, runner) -> dict:

@@ -17,6 +17,12 @@ from fashion_assets.settings import Settings
 from fashion_assets.store.table import ColumnSpec, ProductTable
 
 
+def column_spec(features: Mapping[str, Feature], name: str) -> ColumnSpec:
+    """The column ``features[name]`` writes: its name, Arrow type and lineage version (its own version, its
+    model's identity and the versions of the features it reads, all found in ``features``)."""
+    return ColumnSpec(name, features[name].output_type, lineage_version(features, name))
+
+
 @dataclass(frozen=True)
 class FeatureStatus:
     """Per feature: which fragments hold it at its current version, which do not, how many rows failed."""
@@ -70,8 +76,7 @@ class Project:
         return build_features(self.profile)
 
     def spec(self, name: str) -> ColumnSpec:
-        feature = self.features[name]
-        return ColumnSpec(name, feature.output_type, lineage_version(self.features, name))
+        return column_spec(self.features, name)
 
     def specs(self) -> list[ColumnSpec]:
         return [self.spec(name) for name in FEATURE_NAMES]

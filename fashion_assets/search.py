@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from fashion_assets.catalog.source import PRODUCT_SCHEMA
+
 if TYPE_CHECKING:
     from fashion_assets.project import Project
 
@@ -31,14 +33,7 @@ VECTOR_COLUMN = "image_embedding"
 TEXT_COLUMNS: tuple[str, ...] = ("description", "caption")
 # Catalogue columns returned with every hit (besides id, description, caption and score).
 CATALOGUE_COLUMNS: tuple[str, ...] = (
-    "gender",
-    "master_category",
-    "sub_category",
-    "article_type",
-    "base_colour",
-    "season",
-    "year",
-    "usage",
+    *(n for n in PRODUCT_SCHEMA.names if n not in ("id", "description", "image_bytes")),
     "color_tags",
 )
 RRF_K = 60
@@ -58,12 +53,8 @@ class SearchError(ValueError):
 def _embed_text(project: Project, text: str) -> np.ndarray:
     """``text``'s CLIP embedding, computed by the caption_embedding feature itself (same model, same
     tokenizer, L2-normalised)."""
-    feature = project.features["caption_embedding"]
-    out = feature(pa.record_batch({"caption": pa.array([text], pa.string())}))
-    if out.values[0].is_valid:
-        return np.asarray(out.values[0].as_py(), dtype=np.float32)
-    reason = out.errors[0].reason if out.errors else "no embedding"
-    raise SearchError(f"cannot embed the query text {text!r}: {reason}")
+    batch = pa.record_batch({"caption": pa.array([text], pa.string())})
+    return _embed_one(project, "caption_embedding", batch, f"the query text {text!r}")
 
 
 def _embed_image(project: Project, image: str | Path | bytes) -> np.ndarray:
@@ -77,8 +68,13 @@ def _embed_image(project: Project, image: str | Path | bytes) -> np.ndarray:
             data, label = path.read_bytes(), str(path)
         except OSError as exc:
             raise SearchError(f"cannot read the query image {str(path)!r}: {exc}") from exc
-    feature = project.features["image_embedding"]
-    out = feature(pa.record_batch({"image_bytes": pa.array([data], pa.binary())}))
+    batch = pa.record_batch({"image_bytes": pa.array([data], pa.binary())})
+    return _embed_one(project, "image_embedding", batch, label)
+
+
+def _embed_one(project: Project, feature: str, batch: pa.RecordBatch, label: str) -> np.ndarray:
+    """The one vector ``feature`` computes for the one-row ``batch``; SearchError naming ``label`` if none."""
+    out = project.features[feature](batch)
     if out.values[0].is_valid:
         return np.asarray(out.values[0].as_py(), dtype=np.float32)
     reason = out.errors[0].reason if out.errors else "no embedding"
